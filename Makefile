@@ -1,0 +1,38 @@
+# Consult: `make run` serves the app with demo accounts; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test static lint format clean
+
+run: $(STAMP) static
+	$(PY) -m flask --app app init-db
+	$(PY) -m flask --app app demo-data
+	$(PY) app.py $(ARGS)
+
+test: $(STAMP) static
+	bash scripts/ensure-chromium.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+# htmx and its ws extension come from the npm registry, pinned in package.json + lock.
+static: static/vendor/.stamp
+static/vendor/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-ws/dist/ws.min.js node_modules/axe-core/axe.min.js static/vendor/
+	touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

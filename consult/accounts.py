@@ -1,0 +1,161 @@
+"""People who use Consult: end users, astrologers and admins, and how they prove who they are."""
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .db import UTCDateTime, db
+from .errors import Conflict, Invalid
+
+ROLES = ("user", "astrologer", "admin")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 128
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'astrologer', 'admin')", name="role"),
+        CheckConstraint(
+            "role != 'astrologer' OR rate_paise_per_minute > 0", name="astrologer_has_rate"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    rate_paise_per_minute: Mapped[int | None]
+    speciality: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def is_astrologer(self) -> bool:
+        return self.role == "astrologer"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def public(self) -> dict:
+        return {"id": self.id, "username": self.username, "role": self.role}
+
+
+class ApiToken(db.Model):
+    """A bearer token for programs; only its hash is stored, so a database leak grants nothing."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def validate_credentials(username, password) -> tuple[str, str]:
+    """Return a normalised (username, password) pair or raise Invalid with the reason."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Invalid("username and password must be strings")
+    username = username.strip().lower()
+    if not USERNAME.match(username):
+        raise Invalid(
+            "Username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'"
+        )
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise Invalid(f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return username, password
+
+
+def create_user(
+    username,
+    password,
+    *,
+    role: str = "user",
+    now: datetime,
+    display_name: str | None = None,
+    rate_paise_per_minute: int | None = None,
+    speciality: str | None = None,
+) -> User:
+    """Create an account and its wallet or earnings account; raise Conflict if the name is taken."""
+    from . import ledger
+
+    username, password = validate_credentials(username, password)
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+    if role == "astrologer" and not (
+        isinstance(rate_paise_per_minute, int) and rate_paise_per_minute > 0
+    ):
+        raise Invalid("an astrologer needs a positive rate in paise per minute")
+    user = User(
+        username=username,
+        display_name=(display_name or username).strip()[:80],
+        password_hash=generate_password_hash(password),
+        role=role,
+        rate_paise_per_minute=rate_paise_per_minute if role == "astrologer" else None,
+        speciality=speciality,
+        created_at=now,
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+        if role == "user":
+            ledger.open_account(ledger.USER_WALLET, user.id)
+        elif role == "astrologer":
+            ledger.open_account(ledger.ASTROLOGER_EARNINGS, user.id)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("That username is taken") from None
+    return user
+
+
+def authenticate(username, password) -> User | None:
+    """Return the user whose password matches, else None."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        return None
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None or not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User, *, now: datetime, ttl_seconds: int) -> str:
+    """Create a bearer token that survives restarts and expires after `ttl_seconds`."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            token_hash=_hash(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+        )
+    )
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str, *, now: datetime) -> User | None:
+    """Return the owner of a live token, else None."""
+    if not token or len(token) > 256:
+        return None
+    row = db.session.get(ApiToken, _hash(token))
+    if row is None or row.expires_at <= now:
+        return None
+    return db.session.get(User, row.user_id)
+
+
+def astrologers() -> list[User]:
+    return list(db.session.scalars(select(User).where(User.role == "astrologer").order_by(User.id)))

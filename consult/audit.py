@@ -1,0 +1,71 @@
+"""The append-only audit trail of everything that happens to a consultation."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, event, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import UTCDateTime, db
+
+
+class SessionEvent(db.Model):
+    __tablename__ = "session_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    reason: Mapped[str | None] = mapped_column(String(32))
+    cost_paise: Mapped[int | None]
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+@event.listens_for(SessionEvent, "before_update")
+@event.listens_for(SessionEvent, "before_delete")
+def _append_only(_mapper, _connection, target):
+    raise RuntimeError(f"session event {target.id} is append-only")
+
+
+def record(
+    consultation_id: int,
+    kind: str,
+    *,
+    at: datetime,
+    actor_id: int | None = None,
+    reason: str | None = None,
+    cost_paise: int | None = None,
+    request_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append an event in the caller's transaction."""
+    db.session.add(
+        SessionEvent(
+            consultation_id=consultation_id,
+            kind=kind,
+            actor_id=actor_id,
+            reason=reason,
+            cost_paise=cost_paise,
+            request_id=(request_id or None) and request_id[:64],
+            at=at,
+            detail=detail,
+        )
+    )
+
+
+def trail(consultation_id: int) -> list[SessionEvent]:
+    return list(
+        db.session.scalars(
+            select(SessionEvent)
+            .where(SessionEvent.consultation_id == consultation_id)
+            .order_by(SessionEvent.id)
+        )
+    )
+
+
+def recent(limit: int = 50, kind: str | None = None) -> list[SessionEvent]:
+    query = select(SessionEvent).order_by(SessionEvent.id.desc()).limit(limit)
+    if kind:
+        query = query.where(SessionEvent.kind == kind)
+    return list(db.session.scalars(query))

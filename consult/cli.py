@@ -1,0 +1,55 @@
+"""Operator commands: `flask --app app <command> --help` explains each."""
+
+import click
+from flask import Flask
+
+from . import accounts, create_schema, wallet
+from .clock import utcnow
+from .errors import DomainError
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the database tables (safe to run again)."""
+        create_schema(app)
+        click.echo(f"Database ready: {app.config['DATABASE_URL']}")
+
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.option("--password", required=True, help="At least 8 characters.")
+    @click.option("--role", type=click.Choice(accounts.ROLES), default="user", show_default=True)
+    @click.option("--rate", type=click.IntRange(min=1), help="Astrologers: paise per minute.")
+    @click.option(
+        "--balance", type=click.IntRange(min=1), help="Users: opening demo recharge, in paise."
+    )
+    @click.option("--name", help="Display name (defaults to the username).")
+    def create_user(username, password, role, rate, balance, name):
+        """Create a user, astrologer or admin account."""
+        create_schema(app)
+        try:
+            user = accounts.create_user(
+                username,
+                password,
+                role=role,
+                now=utcnow(),
+                display_name=name,
+                rate_paise_per_minute=rate,
+            )
+            if balance:
+                services = app.extensions["consult"]
+                wallet.recharge(
+                    user.id, balance, at=utcnow(), provider=services.payments, hub=services.hub
+                )
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"Created {role} {user.username} (id {user.id})")
+
+    @app.cli.command("demo-data")
+    def demo_data():
+        """Create the demo accounts (if missing) and print their logins."""
+        from . import demo
+
+        create_schema(app)
+        for line in demo.seed(app):
+            click.echo(line)

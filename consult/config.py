@@ -1,0 +1,69 @@
+"""Configuration: defaults, then instance/config.py, then the environment, then test overrides."""
+
+import os
+import secrets
+from pathlib import Path
+
+DEFAULTS = {
+    "DATABASE_URL": None,  # None: SQLite in the instance folder
+    "REDIS_URL": None,  # None: the in-memory hub (one process)
+    "DISCONNECT_GRACE_SECONDS": 30,
+    "REQUEST_TIMEOUT_SECONDS": 120,
+    "LOW_BALANCE_WARNING_SECONDS": 60,
+    "MIN_SESSION_SECONDS": 60,
+    "PLATFORM_COMMISSION_PERCENT": 20,
+    "TOKEN_TTL_SECONDS": 30 * 24 * 3600,
+    "SCHEDULER_INTERVAL_SECONDS": 0.5,
+    "LOGIN_ATTEMPTS_PER_WINDOW": 10,
+    "LOGIN_WINDOW_SECONDS": 300,
+    "ALLOWED_ORIGINS": "",  # comma-separated origins besides the app's own
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+}
+
+# Settings API.md promises to read from the environment under their plain names.
+ENVIRONMENT = {
+    "DATABASE_URL": str,
+    "REDIS_URL": str,
+    "SECRET_KEY": str,
+    "DISCONNECT_GRACE_SECONDS": float,
+    "REQUEST_TIMEOUT_SECONDS": float,
+    "LOW_BALANCE_WARNING_SECONDS": float,
+    "MIN_SESSION_SECONDS": int,
+    "PLATFORM_COMMISSION_PERCENT": int,
+    "TOKEN_TTL_SECONDS": int,
+    "SCHEDULER_INTERVAL_SECONDS": float,
+    "ALLOWED_ORIGINS": str,
+    "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
+}
+
+
+def load(app, overrides: dict | None) -> None:
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for name, kind in ENVIRONMENT.items():
+        if os.environ.get(name):
+            app.config[name] = kind(os.environ[name])
+    app.config.from_prefixed_env()
+    if overrides:
+        app.config.from_mapping(overrides)
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'consult.db'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(instance)
+
+
+def _instance_secret(instance: Path) -> str:
+    """A random key kept in instance/, so logins survive restarts without a hard-coded secret."""
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,83 @@
+"""The database handle, its column types and the write transaction every use case runs in."""
+
+import contextvars
+from contextlib import contextmanager
+from datetime import UTC
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class UTCDateTime(TypeDecorator):
+    """Store instants as naive UTC and hand them back timezone-aware, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+# SQLite: a transaction that reads then writes must take the write lock first
+# (BEGIN IMMEDIATE), or two of them can deadlock into "database is locked".
+_immediate = contextvars.ContextVar("begin_immediate", default=False)
+
+
+def configure_sqlite(engine) -> None:
+    """Turn on WAL and let write transactions begin IMMEDIATE (SQLAlchemy's documented hook)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+@contextmanager
+def write_transaction():
+    """Run a use case in one transaction that holds the write lock from its first statement.
+
+    Commits on success and rolls back on any error, so a failed use case changes nothing.
+    """
+    session = db.session
+    session.rollback()  # end any read transaction, so the next BEGIN is ours
+    token = _immediate.set(True)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _immediate.reset(token)

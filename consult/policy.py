@@ -1,0 +1,22 @@
+"""The business settings of a deployment, read once from the app config."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_session_seconds: int = 60  # a request needs a balance funding at least this long
+    commission_percent: int = 20  # the platform's share of every settled cost
+    disconnect_grace_seconds: int = 30
+    request_timeout_seconds: int = 120
+    low_balance_warning_seconds: int = 60
+
+    @classmethod
+    def from_config(cls, config) -> "Policy":
+        return cls(
+            min_session_seconds=int(config["MIN_SESSION_SECONDS"]),
+            commission_percent=int(config["PLATFORM_COMMISSION_PERCENT"]),
+            disconnect_grace_seconds=int(config["DISCONNECT_GRACE_SECONDS"]),
+            request_timeout_seconds=int(config["REQUEST_TIMEOUT_SECONDS"]),
+            low_balance_warning_seconds=int(config["LOW_BALANCE_WARNING_SECONDS"]),
+        )

@@ -1,0 +1,103 @@
+"""The hub: domain events fanned out to every live connection of the users they concern.
+
+The domain publishes facts (`Event`); each connection renders them in its own form (JSON
+frames for programs, HTML fragments for htmx pages). The hub also knows presence: which
+users have at least one live connection, and since when a user has had none.
+
+`LocalHub` serves one process. A Redis-backed hub with the same interface serves several
+(`REDIS_URL`); the rest of the code does not know which one it talks to.
+"""
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from .clock import utcnow
+
+
+@dataclass(frozen=True)
+class Event:
+    """A domain fact: `name` is the wire event name of API.md, `data` its JSON body."""
+
+    name: str
+    data: dict = field(default_factory=dict)
+
+
+class Connection(Protocol):
+    user_id: int
+
+    def deliver(self, event: Event) -> None:
+        """Queue the event for sending; must not block."""
+
+
+PresenceListener = Callable[[int, bool, datetime], None]
+
+
+class Hub(Protocol):
+    def publish(self, user_ids: Iterable[int], event: Event) -> None: ...
+    def broadcast(self, event: Event) -> None: ...
+    def attach(self, connection: Connection) -> None: ...
+    def detach(self, connection: Connection) -> None: ...
+    def online(self, user_id: int) -> bool: ...
+    def gone_since(self, user_id: int) -> datetime | None: ...
+
+
+class LocalHub:
+    """An in-memory hub for a single process."""
+
+    def __init__(self, on_presence: PresenceListener | None = None):
+        self._lock = threading.Lock()
+        self._connections: dict[int, set] = defaultdict(set)
+        self._gone_since: dict[int, datetime] = {}
+        self.on_presence = on_presence
+
+    def publish(self, user_ids: Iterable[int], event: Event) -> None:
+        with self._lock:
+            targets = [c for uid in set(user_ids) for c in self._connections.get(uid, ())]
+        for connection in targets:
+            connection.deliver(event)
+
+    def broadcast(self, event: Event) -> None:
+        with self._lock:
+            targets = [c for conns in self._connections.values() for c in conns]
+        for connection in targets:
+            connection.deliver(event)
+
+    def attach(self, connection: Connection) -> None:
+        with self._lock:
+            first = not self._connections[connection.user_id]
+            self._connections[connection.user_id].add(connection)
+            self._gone_since.pop(connection.user_id, None)
+        if first:
+            self._presence_changed(connection.user_id, True)
+
+    def detach(self, connection: Connection) -> None:
+        now = utcnow()
+        with self._lock:
+            conns = self._connections.get(connection.user_id, set())
+            conns.discard(connection)
+            last = not conns
+            if last:
+                self._connections.pop(connection.user_id, None)
+                self._gone_since[connection.user_id] = now
+        if last:
+            self._presence_changed(connection.user_id, False, now)
+
+    def online(self, user_id: int) -> bool:
+        with self._lock:
+            return bool(self._connections.get(user_id))
+
+    def gone_since(self, user_id: int) -> datetime | None:
+        with self._lock:
+            return self._gone_since.get(user_id)
+
+    def connection_count(self) -> int:
+        with self._lock:
+            return sum(len(c) for c in self._connections.values())
+
+    def _presence_changed(self, user_id: int, online: bool, at: datetime | None = None) -> None:
+        if self.on_presence is not None:
+            self.on_presence(user_id, online, at or utcnow())

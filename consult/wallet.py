@@ -1,0 +1,80 @@
+"""The user's wallet: recharges through a payment provider, and the balance they see."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from . import idempotency, ledger
+from .db import write_transaction
+from .errors import Invalid
+from .realtime import Event, Hub
+
+MAX_RECHARGE_PAISE = 10_000_000  # ₹1,00,000 in one go
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def charge(self, user_id: int, amount_paise: int, reference: str) -> str:
+        """Take the money from the payer; return the provider's payment id or raise."""
+
+
+class DemoPaymentProvider:
+    """Approves every payment without moving real money: for demos and tests only."""
+
+    name = "Demo payment (no real money)"
+
+    def charge(self, user_id: int, amount_paise: int, reference: str) -> str:
+        return f"demo-{reference}"
+
+
+@dataclass(frozen=True)
+class RechargeResult:
+    balance_paise: int
+    replayed: bool
+
+    def to_api(self) -> dict:
+        return {"balancePaise": self.balance_paise}
+
+
+def check_amount(amount) -> int:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise Invalid("amountPaise must be a positive whole number of paise")
+    if amount > MAX_RECHARGE_PAISE:
+        raise Invalid(f"amountPaise must be at most {MAX_RECHARGE_PAISE}")
+    return amount
+
+
+def recharge(
+    user_id: int,
+    amount_paise,
+    *,
+    at: datetime,
+    provider: PaymentProvider,
+    hub: Hub,
+    idempotency_key: str | None = None,
+) -> RechargeResult:
+    """Add money to the wallet; a retry with the same key replays the first answer."""
+    amount = check_amount(amount_paise)
+    key = idempotency.check_key(idempotency_key)
+    fingerprint = f"recharge:{amount}"
+    with write_transaction():
+        replayed = idempotency.replay(user_id, key, fingerprint)
+        if replayed is not None:
+            return RechargeResult(replayed["balancePaise"], replayed=True)
+        reference = uuid.uuid4().hex
+        payment_id = provider.charge(user_id, amount, reference)
+        wallet = ledger.wallet_of(user_id)
+        ledger.post_transfer(
+            "recharge",
+            [ledger.Move(ledger.open_account(ledger.EXTERNAL_PAYMENTS), wallet, amount)],
+            at=at,
+            memo=f"Recharge via {provider.name}",
+            external_reference=payment_id,
+        )
+        result = RechargeResult(ledger.balance(wallet), replayed=False)
+        idempotency.remember(user_id, key, fingerprint, result.to_api(), at)
+    # A recharge moves a live session's funded end out: let its screens re-sync.
+    hub.publish([user_id], Event("wallet:updated", {"balancePaise": result.balance_paise}))
+    return result

@@ -1,0 +1,54 @@
+"""How Consult is served: pages and fragments for browsers, a JSON API and sockets for programs."""
+
+import uuid
+
+from flask import Flask, g, request
+from flask_login import LoginManager, current_user
+from flask_sock import Sock
+
+from .. import consultations, money
+from ..accounts import User
+from ..db import db
+
+login_manager = LoginManager()
+sock = Sock()
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    sock.init_app(app)
+
+    from . import admin, api, auth, errors, pages, security, sockets
+
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(admin.bp)
+    sockets.init_app(app)
+
+    app.jinja_env.globals["wallet_balance"] = lambda: consultations.wallet_balance(current_user.id)
+    app.jinja_env.filters["rupees"] = money.rupees
+    app.jinja_env.filters["duration"] = money.duration
+
+    @app.after_request
+    def echo_request_id(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.teardown_appcontext
+    def close_session(_exc):
+        db.session.remove()
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None

@@ -1,0 +1,247 @@
+"""The JSON API of API.md: thin views that parse, call the domain, and answer."""
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user
+
+from .. import accounts, chat, consultations, idempotency, wallet
+from ..clock import utcnow
+from ..errors import Invalid, NotFound
+from .common import api_auth, fingerprint, json_body, request_id, services
+from .security import login_throttle
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _int_id(value, message="Session not found"):
+    """Ids are integers; anything else names nothing."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NotFound(message)
+    return value
+
+
+def _token_answer(user, status=200):
+    token = accounts.issue_token(
+        user, now=utcnow(), ttl_seconds=current_app.config["TOKEN_TTL_SECONDS"]
+    )
+    return jsonify(token=token, user=user.public()), status
+
+
+@bp.post("/auth/token")
+def token():
+    body = json_body()
+    username, password = body.get("username"), body.get("password")
+    login_throttle.check(request.remote_addr, username)
+    user = accounts.authenticate(username, password)
+    if user is None:
+        return jsonify(error="Invalid username or password"), 401
+    login_throttle.reset(request.remote_addr, username)
+    return _token_answer(user)
+
+
+@bp.post("/auth/register")
+def register():
+    body = json_body()
+    user = accounts.create_user(
+        body.get("username"), body.get("password"), role="user", now=utcnow()
+    )
+    return _token_answer(user, 201)
+
+
+@bp.get("/me")
+@api_auth()
+def me():
+    return jsonify(current_user.public())
+
+
+@bp.get("/astrologers")
+def astrologers():
+    hub = services().hub
+    return jsonify(
+        [
+            {
+                "id": a.id,
+                "username": a.username,
+                "name": a.display_name,
+                "ratePaisePerMinute": a.rate_paise_per_minute,
+                "speciality": a.speciality,
+                "online": hub.online(a.id),
+            }
+            for a in accounts.astrologers()
+        ]
+    )
+
+
+@bp.get("/wallet")
+@api_auth("user")
+def get_wallet():
+    return jsonify(balancePaise=consultations.wallet_balance(current_user.id))
+
+
+@bp.post("/wallet/recharge")
+@api_auth("user")
+def recharge():
+    body = json_body()
+    key = request.headers.get("Idempotency-Key") or body.get("idempotencyKey")
+    s = services()
+    result = wallet.recharge(
+        current_user.id,
+        body.get("amountPaise"),
+        at=utcnow(),
+        provider=s.payments,
+        hub=s.hub,
+        idempotency_key=key,
+    )
+    return jsonify(result.to_api())
+
+
+@bp.post("/sessions")
+@api_auth("user")
+def create_session():
+    body = json_body()
+    s = services()
+    consultation = consultations.request_consultation(
+        current_user,
+        _int_id(body.get("astrologerId"), "Astrologer not found"),
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+    )
+    return jsonify(consultation.to_api()), 201
+
+
+@bp.post("/sessions/<int:session_id>/accept")
+@api_auth("astrologer")
+def accept(session_id):
+    c = consultations.accept(
+        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+    )
+    return jsonify(c.to_api())
+
+
+@bp.post("/sessions/<int:session_id>/decline")
+@api_auth("astrologer")
+def decline(session_id):
+    c = consultations.decline(
+        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+    )
+    return jsonify(c.to_api())
+
+
+@bp.post("/sessions/<int:session_id>/cancel")
+@api_auth("user")
+def cancel(session_id):
+    c = consultations.cancel(
+        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+    )
+    return jsonify(c.to_api())
+
+
+@bp.get("/sessions")
+@api_auth("user", "astrologer")
+def list_sessions():
+    status = request.args.get("status") or None
+    if status is not None and status not in consultations.STATUSES:
+        raise Invalid(f"status must be one of {', '.join(consultations.STATUSES)}")
+    return jsonify([c.to_api() for c in consultations.list_for(current_user, status)])
+
+
+@bp.get("/sessions/active")
+@api_auth("user", "astrologer")
+def active_session():
+    consultation = consultations.active_for(current_user)
+    if consultation is None:
+        return jsonify(error="No active session found"), 404
+    return jsonify(consultation.to_api())
+
+
+@bp.get("/sessions/<int:session_id>")
+@api_auth()
+def get_session(session_id):
+    return jsonify(consultations.get_for_party(session_id, current_user).to_api())
+
+
+@bp.get("/sessions/<int:session_id>/messages")
+@api_auth()
+def list_messages(session_id):
+    consultation = consultations.get_for_party(session_id, current_user)
+    return jsonify([m.to_api() for m in chat.history(consultation.id)])
+
+
+@bp.post("/sessions/<int:session_id>/messages")
+@api_auth("user", "astrologer")
+def post_message(session_id):
+    body = json_body()
+    message = chat.post_message(
+        current_user, session_id, body.get("text"), at=utcnow(), hub=services().hub
+    )
+    return jsonify(message.to_api()), 201
+
+
+def end_for_caller(session_id, *, key, fingerprint_text):
+    """End a session as its caller; shared by the two REST routes and the socket."""
+    s = services()
+    if session_id is None:
+        active = consultations.active_for(current_user)
+        if active is None:
+            replay = idempotency.replay(current_user.id, key, fingerprint_text)
+            if replay is not None:
+                return replay
+            raise NotFound("No active session found to end")
+        session_id = active.id
+    outcome = consultations.end_by_party(
+        current_user,
+        _int_id(session_id),
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+        idempotency_key=idempotency.check_key(key),
+        fingerprint=fingerprint_text,
+    )
+    return outcome.to_api(for_user=current_user.id == outcome.consultation.user_id)
+
+
+@bp.post("/sessions/end")
+@api_auth("user", "astrologer")
+def end_active():
+    body = json_body()
+    answer = end_for_caller(
+        body.get("sessionId"),
+        key=request.headers.get("Idempotency-Key"),
+        fingerprint_text=fingerprint(),
+    )
+    return jsonify(answer)
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@api_auth("user", "astrologer")
+def end_one(session_id):
+    json_body()  # validates the body even though only the caller decides the reason
+    answer = end_for_caller(
+        session_id, key=request.headers.get("Idempotency-Key"), fingerprint_text=fingerprint()
+    )
+    return jsonify(answer)
+
+
+@bp.get("/billing/status")
+@api_auth("user", "astrologer")
+def billing_status():
+    return jsonify(billing_status_for(current_user, request.args.get("sessionId")))
+
+
+def billing_status_for(viewer, session_id=None) -> dict:
+    """The live bill of the given (or the caller's active) session; shared with the socket."""
+    if session_id in (None, ""):
+        consultation = consultations.active_for(viewer)
+        if consultation is None:
+            raise NotFound("No active session found")
+    else:
+        try:
+            consultation = consultations.get_for_party(int(session_id), viewer)
+        except (TypeError, ValueError):
+            raise NotFound("Session not found") from None
+        if consultation.status != consultations.ACTIVE:
+            raise NotFound("No active session found")
+    reading = consultations.meter(consultation, utcnow())
+    return reading.to_api(for_user=viewer.id == consultation.user_id)

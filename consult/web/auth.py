@@ -1,0 +1,69 @@
+"""Sign-in, sign-up and sign-out pages for browsers."""
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from .. import accounts
+from ..clock import utcnow
+from ..errors import Conflict, Invalid
+from .security import login_throttle
+
+bp = Blueprint("auth", __name__)
+
+
+def home_for(user) -> str:
+    if user.is_astrologer:
+        return url_for("pages.dashboard")
+    if user.is_admin:
+        return url_for("admin.index")
+    return url_for("pages.home")
+
+
+def _safe_next(default: str) -> str:
+    target = request.values.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        login_throttle.check(request.remote_addr, username)
+        user = accounts.authenticate(username, request.form.get("password", ""))
+        if user is not None:
+            login_throttle.reset(request.remote_addr, username)
+            login_user(user)
+            return redirect(_safe_next(home_for(user)))
+        error = "That username and password do not match."
+    return render_template("auth/login.html", error=error), 401 if error else 200
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    error = None
+    if request.method == "POST":
+        try:
+            user = accounts.create_user(
+                request.form.get("username", ""),
+                request.form.get("password", ""),
+                role="user",
+                now=utcnow(),
+                display_name=request.form.get("name") or None,
+            )
+        except (Invalid, Conflict) as problem:
+            error = problem.message
+        else:
+            login_user(user)
+            flash("Welcome to Consult! Recharge your wallet to start a consultation.")
+            return redirect(url_for("pages.wallet"))
+    return render_template("auth/register.html", error=error), 400 if error else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,55 @@
+"""Small helpers the views share: services, the JSON body, who is asking."""
+
+from functools import wraps
+
+from flask import current_app, g, jsonify, request
+from flask_login import current_user
+
+from .. import Services
+from ..errors import Forbidden, Invalid
+
+AUTH_REQUIRED = "Authentication required"
+
+
+def services() -> Services:
+    return current_app.extensions["consult"]
+
+
+def request_id() -> str | None:
+    return g.get("request_id")
+
+
+def json_body() -> dict:
+    """The request's JSON object; an empty body counts as {}."""
+    if not request.get_data(cache=True):
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise Invalid("Request body must be a JSON object")
+    return data
+
+
+def is_fragment_request() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def api_auth(*roles: str):
+    """Require a signed-in caller (401 JSON otherwise), optionally of one of `roles` (403)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return jsonify(error=AUTH_REQUIRED), 401
+            if roles and current_user.role not in roles:
+                raise Forbidden(f"Only {' or '.join(r + 's' for r in roles)} can do this")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def fingerprint() -> str:
+    """What makes two requests 'the same' for an idempotency key: method, path and body."""
+    return f"{request.method} {request.path} {request.get_data(as_text=True)[:150]}"

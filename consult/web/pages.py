@@ -1,0 +1,207 @@
+"""The HTMX pages: each view renders a page, or its fragment when htmx asks (HX-Request)."""
+
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from .. import accounts, audit, chat, consultations, ledger, wallet
+from ..clock import utcnow
+from ..errors import Conflict, Forbidden, NotFound
+from .api import end_for_caller
+from .common import fingerprint, is_fragment_request, request_id, services
+from .views import dashboard_context, panel_context
+
+bp = Blueprint("pages", __name__)
+
+
+def _role(*roles):
+    if current_user.role not in roles:
+        abort(403)
+
+
+def _hx_redirect(url: str):
+    """Send htmx to a new page (a full navigation), or redirect a plain form post."""
+    if is_fragment_request():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _own(session_id: int):
+    return consultations.get_for_party(session_id, current_user)
+
+
+@bp.get("/")
+def home():
+    if current_user.is_authenticated and current_user.is_astrologer:
+        return redirect(url_for("pages.dashboard"))
+    live = None
+    if current_user.is_authenticated and current_user.role == "user":
+        live = consultations.live_for(current_user)
+    return render_template(
+        "home.html", astrologers=accounts.astrologers(), hub=services().hub, live=live
+    )
+
+
+@bp.get("/wallet", endpoint="wallet")
+@login_required
+def wallet_page():
+    _role("user")
+    account = ledger.wallet_of(current_user.id)
+    return render_template(
+        "wallet/page.html",
+        balance=ledger.balance(account),
+        movements=ledger.statement_of(account),
+        provider=services().payments.name,
+        live=consultations.live_for(current_user),
+    )
+
+
+@bp.post("/wallet/recharge")
+@login_required
+def recharge():
+    _role("user")
+    try:
+        amount = int(request.form.get("amount_rupees", "0")) * 100
+    except ValueError:
+        amount = 0
+    s = services()
+    result = wallet.recharge(
+        current_user.id,
+        amount,
+        at=utcnow(),
+        provider=s.payments,
+        hub=s.hub,
+        idempotency_key=request.form.get("idempotency_key") or None,
+    )
+    if is_fragment_request():
+        return render_template("wallet/_balance.html", balance=result.balance_paise, oob=False)
+    return redirect(request.form.get("back") or url_for("pages.wallet"))
+
+
+@bp.post("/sessions")
+@login_required
+def request_session():
+    _role("user")
+    try:
+        astrologer_id = int(request.form.get("astrologer_id", ""))
+    except ValueError:
+        raise NotFound("Astrologer not found") from None
+    s = services()
+    consultation = consultations.request_consultation(
+        current_user,
+        astrologer_id,
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+    )
+    return _hx_redirect(url_for("pages.session_page", session_id=consultation.id))
+
+
+@bp.get("/sessions")
+@login_required
+def history():
+    _role("user", "astrologer")
+    return render_template("sessions/history.html", sessions=consultations.list_for(current_user))
+
+
+@bp.get("/sessions/<int:session_id>")
+@login_required
+def session_page(session_id):
+    consultation = _own(session_id)
+    context = panel_context(current_user, consultation)
+    if is_fragment_request():
+        return render_template("sessions/_panel.html", **context)
+    return render_template("sessions/page.html", **context)
+
+
+@bp.get("/sessions/<int:session_id>/billing")
+@login_required
+def billing_fragment(session_id):
+    return render_template(
+        "sessions/_billing.html", **panel_context(current_user, _own(session_id))
+    )
+
+
+@bp.get("/sessions/<int:session_id>/end/confirm")
+@login_required
+def confirm_end(session_id):
+    consultation = _own(session_id)
+    if consultation.party_role(current_user.id) is None:
+        raise NotFound(consultations.SESSION_NOT_FOUND)
+    if consultation.status != consultations.ACTIVE:
+        raise Conflict(
+            "This session has already ended"
+            if consultation.status == "ended"
+            else consultations.NOT_ACTIVE
+        )
+    return render_template("sessions/_end_dialog.html", **panel_context(current_user, consultation))
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@login_required
+def end(session_id):
+    end_for_caller(
+        session_id, key=request.headers.get("Idempotency-Key"), fingerprint_text=fingerprint()
+    )
+    consultation = _own(session_id)
+    if is_fragment_request():
+        return render_template("sessions/_panel.html", **panel_context(current_user, consultation))
+    return redirect(url_for("pages.session_page", session_id=session_id))
+
+
+@bp.post("/sessions/<int:session_id>/cancel")
+@login_required
+def cancel(session_id):
+    consultations.cancel(
+        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+    )
+    return _hx_redirect(url_for("pages.session_page", session_id=session_id))
+
+
+@bp.post("/sessions/<int:session_id>/<any(accept, decline):answer>")
+@login_required
+def answer(session_id, answer):
+    _role("astrologer")
+    act = consultations.accept if answer == "accept" else consultations.decline
+    act(current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id())
+    if is_fragment_request():
+        return render_template("dashboard/_lists.html", oob=True, **dashboard_context(current_user))
+    return redirect(url_for("pages.dashboard"))
+
+
+@bp.post("/sessions/<int:session_id>/messages")
+@login_required
+def post_message(session_id):
+    chat.post_message(
+        current_user, session_id, request.form.get("text"), at=utcnow(), hub=services().hub
+    )
+    consultation = _own(session_id)
+    if is_fragment_request():
+        return render_template("chat/_compose.html", **panel_context(current_user, consultation))
+    return redirect(url_for("pages.session_page", session_id=session_id))
+
+
+@bp.get("/sessions/<int:session_id>/summary")
+@login_required
+def summary(session_id):
+    consultation = _own(session_id)
+    if consultation.status != consultations.ENDED:
+        return redirect(url_for("pages.session_page", session_id=session_id))
+    return render_template(
+        "sessions/summary.html",
+        trail=audit.trail(consultation.id),
+        **panel_context(current_user, consultation),
+    )
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    if not current_user.is_astrologer:
+        raise Forbidden("The dashboard is for astrologers")
+    context = dashboard_context(current_user)
+    if is_fragment_request():
+        return render_template("dashboard/_lists.html", oob=False, **context)
+    return render_template("dashboard/page.html", **context)

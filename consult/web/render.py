@@ -1,0 +1,139 @@
+"""Domain events as htmx fragments: the same partials the pages include, swapped out of band.
+
+Every fragment is rendered from the database at send time, so a page never shows what
+the server does not hold.
+"""
+
+from flask import render_template
+
+from .. import consultations
+from ..accounts import User
+from ..chat import Message
+from ..consultations import Consultation
+from ..db import db
+from ..realtime import Event
+from .views import dashboard_context, panel_context
+
+
+def fragments(viewer_id: int, event: Event) -> str | None:
+    viewer = db.session.get(User, viewer_id)
+    if viewer is None:
+        return None
+    handler = HANDLERS.get(event.name)
+    return handler(viewer, event.data) if handler else None
+
+
+def _consultation(viewer: User, data: dict) -> Consultation | None:
+    session_id = data.get("sessionId", data.get("id"))
+    consultation = db.session.get(Consultation, session_id) if isinstance(session_id, int) else None
+    if consultation is None or consultation.party_role(viewer.id) is None:
+        return None
+    return consultation
+
+
+def _panel(viewer: User, data: dict) -> str:
+    """Re-render the whole session panel (and the astrologer's lists) after a state change."""
+    consultation = _consultation(viewer, data)
+    if consultation is None:
+        return ""
+    parts = [
+        render_template("sessions/_panel.html", oob=True, **panel_context(viewer, consultation))
+    ]
+    if viewer.is_astrologer:
+        parts.append(
+            render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
+        )
+    return "".join(parts)
+
+
+def _ended(viewer: User, data: dict) -> str:
+    consultation = _consultation(viewer, data)
+    if consultation is None:
+        return ""
+    context = panel_context(viewer, consultation)
+    parts = [
+        render_template("sessions/_banner.html", oob=True, **context),
+        render_template("sessions/_billing.html", oob=True, **context),
+        render_template("chat/_compose.html", oob=True, **context),
+        render_template("sessions/_end_dialog_close.html", consultation=consultation),
+    ]
+    if viewer.is_astrologer:
+        parts.append(
+            render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
+        )
+    return "".join(parts)
+
+
+def _ended_by_user(viewer: User, data: dict) -> str:
+    consultation = _consultation(viewer, data)
+    if consultation is None:
+        return ""
+    return render_template(
+        "_toast.html",
+        oob=True,
+        tone="info",
+        message=f"{consultation.user.display_name} ended the session.",
+    )
+
+
+def _message(viewer: User, data: dict) -> str:
+    consultation = _consultation(viewer, data)
+    if consultation is None:
+        return ""
+    message = db.session.get(Message, data["id"])
+    return render_template(
+        "chat/_message_oob.html", consultation=consultation, message=message, viewer=viewer
+    )
+
+
+def _billing(viewer: User, data: dict) -> str:
+    consultation = _consultation(viewer, data) if "sessionId" in data else None
+    if consultation is None:
+        consultation = consultations.active_for(viewer)
+    parts = []
+    if consultation is not None and consultation.status == consultations.ACTIVE:
+        parts.append(
+            render_template(
+                "sessions/_billing.html", oob=True, **panel_context(viewer, consultation)
+            )
+        )
+    if viewer.role == "user":
+        parts.append(
+            render_template(
+                "wallet/_balance.html",
+                oob=True,
+                balance=consultations.wallet_balance(viewer.id),
+            )
+        )
+    return "".join(parts)
+
+
+def _presence(viewer: User, data: dict) -> str:
+    astrologer = db.session.get(User, data.get("userId"))
+    if astrologer is None:
+        return ""
+    return render_template(
+        "astrologers/_presence.html", astrologer=astrologer, online=data.get("online"), oob=True
+    )
+
+
+def _requested(viewer: User, data: dict) -> str:
+    if not viewer.is_astrologer:
+        return _panel(viewer, data)
+    return render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
+
+
+HANDLERS = {
+    "consult:ended": _ended,
+    "session:ended-by-user": _ended_by_user,
+    "chat:message": _message,
+    "session:requested": _requested,
+    "session:accepted": _panel,
+    "session:declined": _panel,
+    "session:cancelled": _panel,
+    "session:expired": _panel,
+    "billing:updated": _billing,
+    "billing:low-balance": _billing,
+    "wallet:updated": _billing,
+    "presence:changed": _presence,
+}

@@ -1,0 +1,132 @@
+"""Who may do what: bearer tokens, CSRF tokens, socket origins, login throttling, headers."""
+
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, request, session
+from flask_login import AnonymousUserMixin
+
+from .. import accounts
+from ..clock import utcnow
+from ..errors import DomainError
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+class CsrfError(DomainError):
+    """A cookie-authenticated change arrived without this session's CSRF token."""
+
+
+class Throttled(DomainError):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def authenticate_and_check_csrf():
+        token = bearer_token()
+        if token is not None:
+            # A bearer request is the token's owner alone, whatever cookie rides along;
+            # it needs no CSRF token, since a foreign page cannot set this header.
+            user = accounts.user_for_token(token, now=utcnow())
+            g._login_user = user or AnonymousUserMixin()
+            g.token_auth = user is not None
+            return None
+        if request.method in MUTATING and _cookie_matters():
+            check_csrf()
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        host = request.host
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; "
+            "base-uri 'self'; form-action 'self'; object-src 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+
+def _cookie_matters() -> bool:
+    """API calls without a signed-in cookie carry no ambient credential a forger could ride."""
+    return not request.path.startswith("/api/") or "_user_id" in session
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    if request.path.endswith("/ws") and request.args.get("token"):
+        return request.args["token"]
+    return None
+
+
+def csrf_token() -> str:
+    """This browser session's CSRF token (created on first use)."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return session[CSRF_FIELD]
+
+
+def check_csrf() -> None:
+    expected = session.get(CSRF_FIELD)
+    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise CsrfError(
+            "The form expired or the CSRF token is missing; reload the page and try again"
+        )
+
+
+def origin_allowed() -> bool:
+    """Browsers always send Origin on a socket handshake; it must be ours (or configured)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # a program, not a browser
+    parts = urlsplit(origin)
+    if parts.netloc == request.host:
+        return True
+    allowed = [o.strip() for o in current_app.config["ALLOWED_ORIGINS"].split(",") if o.strip()]
+    return origin in allowed
+
+
+class LoginThrottle:
+    """At most `limit` sign-in attempts per (address, username) in a sliding window."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._attempts: dict[tuple[str, str], deque] = {}
+
+    def check(self, address: str, username: str) -> None:
+        limit = current_app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
+        window = current_app.config["LOGIN_WINDOW_SECONDS"]
+        now = time.monotonic()
+        key = (address or "?", str(username)[:64].lower())
+        with self._lock:
+            attempts = self._attempts.setdefault(key, deque())
+            while attempts and attempts[0] <= now - window:
+                attempts.popleft()
+            if len(attempts) >= limit:
+                retry = int(attempts[0] + window - now) + 1
+                raise Throttled("Too many sign-in attempts; try again later", retry)
+            attempts.append(now)
+
+    def reset(self, address: str, username: str) -> None:
+        with self._lock:
+            self._attempts.pop((address or "?", str(username)[:64].lower()), None)
+
+
+login_throttle = LoginThrottle()

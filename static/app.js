@@ -1,0 +1,113 @@
+// Consult's small bit of browser glue: the live bill ticker, the End Session dialog,
+// the socket's connection state, and toasts. The server stays the source of truth:
+// the ticker only interpolates between the figures the server rendered.
+(function () {
+  "use strict";
+
+  function pad(n) { return String(n).padStart(2, "0"); }
+  function duration(seconds) {
+    seconds = Math.max(0, seconds);
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
+  }
+  function rupees(paise) {
+    var sign = paise < 0 ? "-" : "";
+    paise = Math.abs(paise);
+    return sign + "₹" + Math.floor(paise / 100).toLocaleString("en-IN") + "." + pad(paise % 100);
+  }
+
+  // --- live bill: same integer arithmetic as consult/billing.py
+  function tick() {
+    document.querySelectorAll("[data-ticker]").forEach(function (el) {
+      if (!el.dataset.loadedAt) el.dataset.loadedAt = String(performance.now());
+      var base = parseInt(el.dataset.elapsed, 10), rate = parseInt(el.dataset.rate, 10);
+      var wallet = parseInt(el.dataset.wallet, 10), paused = el.dataset.paused === "1";
+      var funded = Math.floor(wallet * 60 / rate);
+      var since = paused ? 0 : Math.floor((performance.now() - parseFloat(el.dataset.loadedAt)) / 1000);
+      var elapsed = Math.min(base + since, funded);
+      var cost = Math.floor(elapsed * rate / 60), left = funded - elapsed;
+      el.querySelectorAll("[data-field=elapsed]").forEach(function (f) { f.textContent = duration(elapsed); });
+      el.querySelectorAll("[data-field=cost]").forEach(function (f) { f.textContent = rupees(cost); });
+      el.querySelectorAll("[data-field=balance]").forEach(function (f) { f.textContent = rupees(wallet - cost); });
+      el.querySelectorAll("[data-field=left]").forEach(function (f) { f.textContent = duration(left); });
+      var nudge = el.querySelector("[data-nudge]");
+      if (nudge) {
+        var low = left <= parseInt(el.dataset.warn || "60", 10);
+        nudge.hidden = !low;
+        el.classList.toggle("is-low", low);
+      }
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("htmx:load", tick);
+
+  // --- the End Session dialog
+  document.addEventListener("htmx:load", function (event) {
+    var dialog = event.detail.elt;
+    if (dialog.matches && dialog.matches("dialog[data-end-dialog]") && !dialog.open) {
+      dialog.showModal();
+      dialog.addEventListener("close", function () {
+        var back = document.querySelector(dialog.dataset.returnFocus);
+        dialog.remove();
+        if (back && !back.disabled) back.focus();
+      });
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-close-dialog]");
+    if (close) { close.closest("dialog").close(); return; }
+    var confirm = event.target.closest("[data-confirm-end]");
+    if (confirm) {
+      var form = document.querySelector(confirm.dataset.confirmEnd);
+      confirm.closest("dialog").close();
+      if (form) htmx.trigger(form, "confirmed");
+      return;
+    }
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) dismiss.closest("[data-toast]").remove();
+  });
+
+  // --- toasts for failures the page cannot show in place
+  function toast(message, tone) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (tone || "info");
+    el.setAttribute("role", tone === "error" ? "alert" : "status");
+    el.setAttribute("data-toast", "");
+    var text = document.createElement("span");
+    text.textContent = message;
+    var x = document.createElement("button");
+    x.type = "button"; x.className = "toast-close"; x.setAttribute("data-dismiss", ""); x.setAttribute("aria-label", "Dismiss");
+    x.textContent = "×";
+    el.append(text, x);
+    box.append(el);
+  }
+  document.addEventListener("htmx:sendError", function () {
+    toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.", "error");
+  });
+
+  // --- the socket: say when it is down; after a reconnect, re-fetch every live fragment
+  var everOpened = false;
+  document.addEventListener("htmx:wsOpen", function () {
+    var banner = document.getElementById("connection");
+    if (banner) banner.hidden = true;
+    document.body.dataset.socket = "open";
+    if (everOpened) htmx.trigger(document.body, "resync");
+    everOpened = true;
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    var banner = document.getElementById("connection");
+    if (banner) banner.hidden = false;
+    document.body.dataset.socket = "closed";
+  });
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    var form = event.detail.elt;
+    if (form && form.matches("form[data-compose]")) form.reset();
+  });
+  // Keep the newest chat message in view.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.classList && target.classList.contains("messages")) target.scrollTop = target.scrollHeight;
+  });
+})();
