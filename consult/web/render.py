@@ -57,6 +57,9 @@ def _ended(viewer: User, data: dict) -> str:
         render_template("chat/_compose.html", oob=True, **context),
         render_template("sessions/_end_dialog_close.html", consultation=consultation),
     ]
+    if viewer.role == "user":
+        balance = consultations.wallet_balance(viewer.id)
+        parts.append(render_template("wallet/_balance.html", oob=True, balance=balance))
     if viewer.is_astrologer:
         parts.append(
             render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))

@@ -5,6 +5,7 @@ database session, attach to the hub, loop on receive, detach in `finally`. Each 
 has its own send queue and writer, so one slow client never stalls a broadcast.
 """
 
+import io
 import json
 import logging
 import queue
@@ -33,8 +34,9 @@ QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered f
 class SocketConnection:
     """One live socket of one user; `deliver` only queues, the writer thread sends."""
 
-    def __init__(self, app: Flask, ws, user_id: int, html: bool):
+    def __init__(self, app: Flask, ws, user_id: int, html: bool, environ: dict | None = None):
         self.app, self.ws, self.user_id, self.html = app, ws, user_id, html
+        self.environ = environ or {}
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
         self._writer = threading.Thread(target=self._write, daemon=True)
 
@@ -82,7 +84,9 @@ class SocketConnection:
                 if isinstance(item, _Reply)
                 else {"event": item.name, "data": item.data}
             )
-        with self.app.app_context():
+        # Fragments use url_for, the signed-in user and the CSRF token: render them in a
+        # request context rebuilt from the handshake (its cookie and host), not the live socket.
+        with self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}):
             return render.fragments(self.user_id, item.event if isinstance(item, _Reply) else item)
 
 
@@ -124,7 +128,8 @@ def serve(ws, *, html: bool) -> None:
     user_id = current_user.id
     db.session.remove()  # never hold a pooled connection for the socket's whole life
     hub = services().hub
-    connection = SocketConnection(app, ws, user_id, html)
+    handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)}
+    connection = SocketConnection(app, ws, user_id, html, handshake)
     connection.start()
     if not html:
         connection.deliver(Event("session:state", _state(user_id)))

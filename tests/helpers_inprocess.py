@@ -1,0 +1,223 @@
+"""Shared helpers for the in-process HTTP tests (test_api.py and test_pages.py)."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.security import generate_password_hash
+
+from consult import accounts, consultations, ledger, wallet
+from consult.accounts import User
+from consult.clock import utcnow
+from consult.db import db
+from consult.realtime import Event
+
+PASSWORD = "password1"
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in an app context of its own, as in production.
+
+    The `app` fixture keeps one app context pushed for the whole test, and Flask reuses a
+    pushed context for every request: `g` (where Flask-Login caches the signed-in user) and
+    the database session would then leak from one request into the next.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def cheap_hash(password: str) -> str:
+    """The same hash format as production, at a cost that keeps the suite fast."""
+    return generate_password_hash(password, method="pbkdf2:sha256:1")
+
+
+@dataclass
+class Person:
+    id: int
+    username: str
+    name: str
+    role: str
+    token: str | None = None
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def fresh() -> None:
+    """End the test's own read transaction, so it sees what requests have committed since."""
+    db.session.rollback()
+
+
+def _person(user: User, token: bool) -> Person:
+    person = Person(user.id, user.username, user.display_name, user.role)
+    if token:
+        person.token = accounts.issue_token(user, now=utcnow(), ttl_seconds=3600)
+    return person
+
+
+def make_user(username: str, balance: int = 0, token: bool = True) -> Person:
+    fresh()
+    user = accounts.create_user(username, PASSWORD, role="user", now=utcnow())
+    person = _person(user, token)
+    if balance:
+        add_money(person.id, balance)
+    return person
+
+
+def make_astrologer(
+    username: str, rate: int = 6000, name: str | None = None, token: bool = True
+) -> Person:
+    fresh()
+    user = accounts.create_user(
+        username,
+        PASSWORD,
+        role="astrologer",
+        now=utcnow(),
+        display_name=name,
+        rate_paise_per_minute=rate,
+    )
+    return _person(user, token)
+
+
+def make_admin(username: str, token: bool = True) -> Person:
+    fresh()
+    return _person(accounts.create_user(username, PASSWORD, role="admin", now=utcnow()), token)
+
+
+def services():
+    from flask import current_app
+
+    return current_app.extensions["consult"]
+
+
+def add_money(user_id: int, amount: int, at: datetime | None = None) -> None:
+    fresh()
+    s = services()
+    wallet.recharge(user_id, amount, at=at or utcnow(), provider=s.payments, hub=s.hub)
+
+
+def user_obj(person: Person) -> User:
+    fresh()
+    return db.session.get(User, person.id)
+
+
+def balance_of(person: Person) -> int:
+    fresh()
+    return consultations.wallet_balance(person.id)
+
+
+def request_session(user: Person, astrologer: Person, at: datetime | None = None) -> int:
+    """A requested consultation, made through the domain; returns its id."""
+    s = services()
+    c = consultations.request_consultation(
+        user_obj(user), astrologer.id, at=at or utcnow(), hub=s.hub, policy=s.policy
+    )
+    return c.id
+
+
+def accept_session(astrologer: Person, session_id: int, at: datetime | None = None) -> None:
+    consultations.accept(
+        user_obj(astrologer), session_id, at=at or utcnow(), hub=services().hub
+    )
+
+
+def live_session(user: Person, astrologer: Person, started_at: datetime | None = None) -> int:
+    """An active consultation whose billing started at `started_at` (default: now)."""
+    at = started_at or utcnow()
+    session_id = request_session(user, astrologer, at=at)
+    accept_session(astrologer, session_id, at=at)
+    return session_id
+
+
+def end_as(person: Person, session_id: int, at: datetime) -> None:
+    s = services()
+    consultations.end_by_party(
+        user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy
+    )
+
+
+def session_row(session_id: int):
+    fresh()
+    return db.session.get(consultations.Consultation, session_id)
+
+
+def settlement_count() -> int:
+    fresh()
+    return db.session.scalar(
+        select(func.count())
+        .select_from(ledger.Transfer)
+        .where(ledger.Transfer.kind == "settlement")
+    )
+
+
+def assert_ledger_balances() -> None:
+    """Every cached balance equals its entries, money is conserved, every transfer balances."""
+    fresh()
+    accounts_ = db.session.scalars(select(ledger.Account)).all()
+    assert accounts_, "no ledger accounts at all"
+    for account in accounts_:
+        assert account.balance_paise == ledger.entries_balance(account.id), (
+            account.kind,
+            account.owner_id,
+        )
+        if account.kind == ledger.USER_WALLET:
+            assert account.balance_paise >= 0
+    assert db.session.scalar(select(func.sum(ledger.Account.balance_paise))) == 0
+    transfers = db.session.scalars(select(ledger.Transfer)).all()
+    for transfer in transfers:
+        entries = db.session.scalars(
+            select(ledger.Entry).where(ledger.Entry.transfer_id == transfer.id)
+        ).all()
+        debits = sum(e.amount_paise for e in entries if e.direction == ledger.DEBIT)
+        credits = sum(e.amount_paise for e in entries if e.direction == ledger.CREDIT)
+        assert debits == credits, (transfer.id, transfer.kind)
+
+
+@dataclass(eq=False)
+class Listener:
+    """A fake hub connection: records every event delivered to one user."""
+
+    user_id: int
+    events: list[Event] = field(default_factory=list)
+
+    def deliver(self, event: Event) -> None:
+        self.events.append(event)
+
+    def named(self, name: str) -> list[dict]:
+        return [e.data for e in self.events if e.name == name]
+
+
+def listen(person: Person) -> Listener:
+    listener = Listener(person.id)
+    services().hub.attach(listener)
+    return listener
+
+
+def csrf_of(client: FlaskClient) -> str:
+    """The CSRF token of the client's browser session (GET /login first creates one)."""
+    with client.session_transaction() as s:
+        return s["csrf_token"]
+
+
+def login(client: FlaskClient, person: Person):
+    """Sign in through the login form; return the response and the session's CSRF token."""
+    client.get("/login")
+    token = csrf_of(client)
+    response = client.post(
+        "/login",
+        data={"username": person.username, "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return response, token
+
+
+def field_text(html: str, name: str) -> str:
+    """The text of the element marked data-field="name" (the first one)."""
+    match = re.search(rf'data-field="{name}">([^<]*)<', html)
+    assert match, f"no data-field={name} in the page"
+    return match.group(1)

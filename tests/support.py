@@ -1,0 +1,282 @@
+"""Test helpers: a real server subprocess, an API client, a socket client that waits for frames."""
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import websocket
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=10.0, interval=0.05, message="condition"):
+    """Poll `condition` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@dataclass
+class Server:
+    """`python app.py` in a subprocess: the real gevent server, scheduler and all."""
+
+    database_url: str
+    settings: dict = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+        env.update({"DATABASE_URL": self.database_url, "SECRET_KEY": "test-secret-key"})
+        env.update({k: str(v) for k, v in self.settings.items()})
+        return env
+
+    def start(self) -> "Server":
+        self.port = free_port()
+        self.log_path = Path(f"/tmp/consult-server-{self.port}.log")
+        log = open(self.log_path, "w")  # noqa: SIM115 -- the child owns it
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log()}")
+            try:
+                return requests.get(self.url + "/api/astrologers", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(ready, timeout=20, message="the server to answer")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run an operator command (`flask --app app ...`) against this server's database."""
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+class Api:
+    """A program's view of Consult: bearer token, JSON in and out."""
+
+    def __init__(self, server: Server, token: str | None = None, user: dict | None = None):
+        self.server, self.token, self.user = server, token, user
+
+    @property
+    def id(self) -> int:
+        return self.user["id"]
+
+    def headers(self, extra=None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(extra or {})
+        return headers
+
+    def get(self, path, **kw):
+        return requests.get(self.server.url + path, headers=self.headers(kw.pop("headers", None)), timeout=10, **kw)
+
+    def post(self, path, json_body=None, **kw):
+        return requests.post(
+            self.server.url + path,
+            json=json_body,
+            headers=self.headers(kw.pop("headers", None)),
+            timeout=10,
+            **kw,
+        )
+
+    def socket(self, **kw) -> "Socket":
+        return Socket(f"{self.server.ws_url}/api/ws?token={self.token}", **kw)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def register_user(server: Server, balance_paise: int = 0) -> Api:
+    """Sign a new user up through the API and recharge the wallet."""
+    username = unique("u")
+    r = requests.post(server.url + "/api/auth/register", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 201, r.text
+    api = Api(server, r.json()["token"], r.json()["user"])
+    if balance_paise:
+        assert api.post("/api/wallet/recharge", {"amountPaise": balance_paise}).status_code == 200
+    return api
+
+
+def create_astrologer(server: Server, rate: int = 6000) -> Api:
+    """Create an astrologer with the operator CLI (as API.md says), then sign in."""
+    username = unique("a")
+    result = server.cli("create-user", username, "--password", PASSWORD, "--role", "astrologer", "--rate", str(rate))
+    assert result.returncode == 0, result.stderr
+    r = requests.post(server.url + "/api/auth/token", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    return Api(server, r.json()["token"], r.json()["user"])
+
+
+def start_session(user: Api, astrologer: Api) -> dict:
+    """Request and accept: returns the active session object."""
+    r = user.post("/api/sessions", {"astrologerId": astrologer.id})
+    assert r.status_code == 201, r.text
+    r = astrologer.post(f"/api/sessions/{r.json()['id']}/accept")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+class Socket:
+    """A websocket-client connection with a reader thread, so server pings are answered
+    and frames can be awaited by condition."""
+
+    def __init__(self, url: str, headers=None, origin=None):
+        self.frames: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        self.ws = websocket.create_connection(url, timeout=10, header=headers or [], origin=origin, suppress_origin=origin is None)
+        self.closed = threading.Event()
+        self.close_code = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        try:
+            while True:
+                opcode, data = self.ws.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                    break
+                self.frames.put(json.loads(data))
+        except (websocket.WebSocketException, OSError, ValueError):
+            pass
+        finally:
+            self.closed.set()
+
+    def send(self, event: str, data: dict | None = None, **top) -> None:
+        self.ws.send(json.dumps({"event": event, "data": data or {}, **top}))
+
+    def send_raw(self, text: str) -> None:
+        self.ws.send(text)
+
+    def wait_for(self, event: str, timeout: float = 10.0, where=lambda data: True) -> dict:
+        """Return the next frame named `event` whose data satisfies `where`."""
+        for frame in self.seen:
+            if frame["event"] == event and where(frame["data"]):
+                self.seen.remove(frame)
+                return frame
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {event!r} frame within {timeout}s; saw {self.seen[-5:]}")
+            try:
+                frame = self.frames.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if frame["event"] == event and where(frame["data"]):
+                return frame
+            self.seen.append(frame)
+
+    def count(self, event: str, settle: float = 0.5) -> int:
+        """How many `event` frames arrived, after draining for `settle` seconds of quiet."""
+        while True:
+            try:
+                self.seen.append(self.frames.get(timeout=settle))
+            except queue.Empty:
+                break
+        return sum(1 for f in self.seen if f["event"] == event)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+    def drop(self) -> None:
+        """Vanish without a close frame, like a phone losing signal."""
+        self.ws.sock.shutdown(socket.SHUT_RDWR)
+        self.ws.sock.close()
+
+
+_CREATE_ASTROLOGERS = """
+import sys
+
+from app import app
+
+runner = app.test_cli_runner()
+password, rate, *usernames = sys.argv[1:]
+for username in usernames:
+    args = ["create-user", username, "--password", password, "--role", "astrologer", "--rate", rate]
+    result = runner.invoke(args=args)
+    if result.exit_code:
+        sys.exit(f"create-user {username} failed: {result.output}")
+"""
+
+
+def create_astrologers(server: Server, count: int, rate: int = 6000) -> list[Api]:
+    """Like `create_astrologer`, `count` times, paying for one process start instead of `count`:
+    the same `create-user` command, invoked through Flask's CLI runner in one subprocess."""
+    usernames = [unique("a") for _ in range(count)]
+    result = subprocess.run(
+        [sys.executable, "-c", _CREATE_ASTROLOGERS, PASSWORD, str(rate), *usernames],
+        cwd=ROOT,
+        env=server.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    astrologers = []
+    for username in usernames:
+        r = requests.post(
+            server.url + "/api/auth/token",
+            json={"username": username, "password": PASSWORD},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        astrologers.append(Api(server, r.json()["token"], r.json()["user"]))
+    return astrologers

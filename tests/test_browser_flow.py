@@ -1,0 +1,75 @@
+"""The whole End Session flow in real Chromium: a user and an astrologer, one context each."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from support import PASSWORD, create_astrologer, register_user, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+SHOTS = "docs/screenshots"
+
+
+def sign_in(context, server, username):
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    socket_open(page)
+    return page
+
+
+def socket_open(page):
+    """Wait for the page's socket (app.js marks <body data-socket=open>): clicks before it race."""
+    expect(page.locator("body[data-socket=open]")).to_have_count(1)
+
+
+def test_user_ends_session_and_both_browsers_show_it(browser, server):
+    user = register_user(server, 50_000)
+    astrologer = create_astrologer(server, rate=2000)
+    user_page = sign_in(browser.new_context(), server, user.user["username"])
+    astro_page = sign_in(browser.new_context(), server, astrologer.user["username"])
+    expect(astro_page).to_have_url(re.compile("/dashboard"))
+
+    user_page.goto(server.url + "/")
+    socket_open(user_page)
+    card = user_page.get_by_role("listitem").filter(has_text=astrologer.user["username"])
+    expect(card.get_by_text("Online")).to_be_visible()
+    card.get_by_role("button", name="Chat now").click()
+    expect(user_page.get_by_text("Waiting for")).to_be_visible()
+
+    astro_page.get_by_role("button", name="Accept").click()
+    expect(user_page.get_by_role("button", name="End Session")).to_be_visible()
+    socket_open(user_page)
+
+    user_page.get_by_role("textbox", name="Message").fill("Namaste! Will my new job work out?")
+    user_page.get_by_role("button", name="Send").click()
+    expect(astro_page.get_by_text("Will my new job work out?")).to_be_visible()
+    astro_page.get_by_role("textbox", name="Message").fill("The stars look favourable this quarter.")
+    astro_page.get_by_role("button", name="Send").click()
+    expect(user_page.get_by_text("The stars look favourable")).to_be_visible()
+    expect(user_page.locator("[data-field=elapsed]").first).not_to_have_text("0:00", timeout=5000)
+    user_page.screenshot(path=f"{SHOTS}/chat-live-bill.png", full_page=True)
+
+    user_page.get_by_role("button", name="End Session").click()
+    dialog = user_page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(astrologer.user["username"])
+    user_page.screenshot(path=f"{SHOTS}/end-confirm-modal.png")
+    dialog.get_by_role("button", name="End Session").click()
+
+    expect(user_page.get_by_text("You ended the session")).to_be_visible()
+    expect(user_page.get_by_role("textbox", name="Message")).to_be_disabled()
+    expect(user_page.get_by_role("button", name="End Session")).to_have_count(0)
+    expect(astro_page.get_by_text("The user ended the session")).to_be_visible()
+    expect(astro_page.get_by_role("textbox", name="Message")).to_be_disabled()
+    user_page.screenshot(path=f"{SHOTS}/ended-user.png", full_page=True)
+    astro_page.screenshot(path=f"{SHOTS}/ended-astrologer.png", full_page=True)
+
+    ended = wait_until(lambda: user.get("/api/sessions?status=ended").json(), message="the ended session")
+    assert user.get("/api/wallet").json()["balancePaise"] == 50_000 - ended[0]["totalCostPaise"]
+    user_page.get_by_role("link", name="View summary").click()
+    expect(user_page.get_by_role("heading", level=1)).to_have_text(re.compile("₹"))
+    user_page.screenshot(path=f"{SHOTS}/summary.png", full_page=True)
