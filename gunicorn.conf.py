@@ -1,0 +1,11 @@
+"""gunicorn with gevent workers: `gunicorn -c gunicorn.conf.py app:app`."""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:5000")
+worker_class = "gevent"  # gunicorn patches with gevent before loading the app
+workers = int(os.environ.get("WEB_CONCURRENCY", 1))  # more than one needs REDIS_URL
+worker_connections = 10_000  # HTTP and WebSockets share this cap
+control_socket_disable = True  # gunicorn 27 would otherwise share $HOME/.gunicorn/ between servers
+timeout = 60
+graceful_timeout = 20
