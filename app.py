@@ -13,6 +13,17 @@ from consult import create_app, create_schema  # noqa: E402
 app = create_app()
 
 
+def start_background(flask_app) -> "Scheduler":  # noqa: F821
+    """Create missing tables, settle what a crash left active, and start the scheduler."""
+    from consult.scheduler import Scheduler
+
+    create_schema(flask_app)
+    scheduler = Scheduler(flask_app, interval=float(flask_app.config["SCHEDULER_INTERVAL_SECONDS"]))
+    scheduler.recover()
+    scheduler.start()
+    return scheduler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Serve Consult (HTTP and WebSockets) with gevent. DATABASE_URL, REDIS_URL, "
@@ -31,12 +42,7 @@ def main() -> None:
 
     from gevent.pywsgi import WSGIServer
 
-    from consult.scheduler import Scheduler
-
-    create_schema(app)
-    scheduler = Scheduler(app, interval=float(app.config["SCHEDULER_INTERVAL_SECONDS"]))
-    scheduler.recover()
-    scheduler.start()
+    scheduler = start_background(app)
     server = WSGIServer((args.host, args.port), app, log=None, error_log=logging.getLogger("wsgi"))
     print(f"Consult is serving on http://{args.host}:{server.server_port}", flush=True)
     try:

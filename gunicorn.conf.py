@@ -9,3 +9,10 @@ worker_connections = 10_000  # HTTP and WebSockets share this cap
 control_socket_disable = True  # gunicorn 27 would otherwise share $HOME/.gunicorn/ between servers
 timeout = 60
 graceful_timeout = 20
+
+
+def post_worker_init(worker):
+    """Each worker runs crash recovery (only when no other instance is alive) and a scheduler."""
+    from app import app, start_background
+
+    start_background(app)

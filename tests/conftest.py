@@ -4,7 +4,6 @@ import os
 import shutil
 
 import pytest
-
 from support import Server
 
 IN_CI = os.environ.get("CI") == "true"

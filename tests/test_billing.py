@@ -12,14 +12,25 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("seconds", "rate", "cost"),
-    [(0, 2000, 0), (1, 2000, 33), (59, 2000, 1966), (60, 2000, 2000), (61, 3500, 3558), (1, 59, 0), (3600, 6000, 360000)],
+    [
+        (0, 2000, 0),
+        (1, 2000, 33),
+        (59, 2000, 1966),
+        (60, 2000, 2000),
+        (61, 3500, 3558),
+        (1, 59, 0),
+        (3600, 6000, 360000),
+    ],
 )
 def test_cost_is_per_second_rounded_down_to_the_paisa(seconds, rate, cost):
     assert billing.cost_paise(seconds, rate) == cost
 
 
 def test_billable_seconds_count_whole_seconds_only():
-    assert billing.billable_seconds(T0, T0 + timedelta(seconds=61, microseconds=999_999), timedelta()) == 61
+    assert (
+        billing.billable_seconds(T0, T0 + timedelta(seconds=61, microseconds=999_999), timedelta())
+        == 61
+    )
 
 
 def test_paused_time_is_not_billed():

@@ -4,7 +4,6 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-
 from support import PASSWORD, create_astrologer, register_user, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -47,7 +46,9 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     user_page.get_by_role("textbox", name="Message").fill("Namaste! Will my new job work out?")
     user_page.get_by_role("button", name="Send").click()
     expect(astro_page.get_by_text("Will my new job work out?")).to_be_visible()
-    astro_page.get_by_role("textbox", name="Message").fill("The stars look favourable this quarter.")
+    astro_page.get_by_role("textbox", name="Message").fill(
+        "The stars look favourable this quarter."
+    )
     astro_page.get_by_role("button", name="Send").click()
     expect(user_page.get_by_text("The stars look favourable")).to_be_visible()
     expect(user_page.locator("[data-field=elapsed]").first).not_to_have_text("0:00", timeout=5000)
@@ -68,7 +69,9 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     user_page.screenshot(path=f"{SHOTS}/ended-user.png", full_page=True)
     astro_page.screenshot(path=f"{SHOTS}/ended-astrologer.png", full_page=True)
 
-    ended = wait_until(lambda: user.get("/api/sessions?status=ended").json(), message="the ended session")
+    ended = wait_until(
+        lambda: user.get("/api/sessions?status=ended").json(), message="the ended session"
+    )
     assert user.get("/api/wallet").json()["balancePaise"] == 50_000 - ended[0]["totalCostPaise"]
     user_page.get_by_role("link", name="View summary").click()
     expect(user_page.get_by_role("heading", level=1)).to_have_text(re.compile("₹"))

@@ -71,7 +71,13 @@ def live(user, astrologer, hub, policy, at=T0):
 
 def end(c, hub, policy, seconds, reason=consultations.USER_REQUESTED, actor=None, **kw):
     return consultations.end_session(
-        c.id, reason=reason, at=T0 + timedelta(seconds=seconds), hub=hub, policy=policy, actor_id=actor, **kw
+        c.id,
+        reason=reason,
+        at=T0 + timedelta(seconds=seconds),
+        hub=hub,
+        policy=policy,
+        actor_id=actor,
+        **kw,
     )
 
 
@@ -83,7 +89,9 @@ def assert_ledger_balances():
             assert account.balance_paise >= 0
     assert db.session.scalar(select(func.sum(ledger.Account.balance_paise))) == 0
     for transfer in db.session.scalars(select(ledger.Transfer)):
-        entries = db.session.scalars(select(ledger.Entry).where(ledger.Entry.transfer_id == transfer.id)).all()
+        entries = db.session.scalars(
+            select(ledger.Entry).where(ledger.Entry.transfer_id == transfer.id)
+        ).all()
         debits = sum(e.amount_paise for e in entries if e.direction == ledger.DEBIT)
         credits = sum(e.amount_paise for e in entries if e.direction == ledger.CREDIT)
         assert debits == credits, transfer.id
@@ -115,19 +123,31 @@ def test_second_end_charges_nothing_and_notifies_nobody(people, hub, policy):
     assert consultations.wallet_balance(user.id) == 49_000
     assert len(hub.named("consult:ended")) == 1
     assert len(hub.named("session:ended-by-user")) == 1
-    assert db.session.scalar(select(func.count()).select_from(ledger.Transfer).where(ledger.Transfer.kind == "settlement")) == 1
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(ledger.Transfer)
+            .where(ledger.Transfer.kind == "settlement")
+        )
+        == 1
+    )
     assert_ledger_balances()
 
 
-def test_ended_event_goes_to_both_parties_and_ended_by_user_only_to_the_astrologer(people, hub, policy):
+def test_ended_event_goes_to_both_parties_and_ended_by_user_only_to_the_astrologer(
+    people, hub, policy
+):
     user, astrologer = people()
     c = live(user, astrologer, hub, policy)
     end(c, hub, policy, 10, actor=user.id)
     [(ids, ended)] = hub.named("consult:ended")
     assert ids == tuple(sorted((user.id, astrologer.id)))
     assert ended.data == {
-        "sessionId": c.id, "reason": "user_requested", "timestamp": "2026-03-01T10:00:10Z",
-        "durationSeconds": 10, "totalCostPaise": 333,
+        "sessionId": c.id,
+        "reason": "user_requested",
+        "timestamp": "2026-03-01T10:00:10Z",
+        "durationSeconds": 10,
+        "totalCostPaise": 333,
     }
     [(ids, by_user)] = hub.named("session:ended-by-user")
     assert ids == (astrologer.id,)
@@ -158,7 +178,13 @@ def test_the_scheduler_finds_the_funded_end_and_a_recharge_moves_it(app, people,
     assert consultations.due_ends(now=T0 + timedelta(seconds=60), policy=policy) == [
         (c.id, consultations.INSUFFICIENT_BALANCE)
     ]
-    wallet.recharge(user.id, 2_000, at=T0 + timedelta(seconds=30), provider=app.extensions["consult"].payments, hub=hub)
+    wallet.recharge(
+        user.id,
+        2_000,
+        at=T0 + timedelta(seconds=30),
+        provider=app.extensions["consult"].payments,
+        hub=hub,
+    )
     assert consultations.due_ends(now=T0 + timedelta(seconds=60), policy=policy) == []
     assert consultations.due_ends(now=T0 + timedelta(seconds=120), policy=policy) == [
         (c.id, consultations.INSUFFICIENT_BALANCE)
@@ -203,13 +229,18 @@ def test_a_user_gone_before_the_accept_is_paused_from_the_start(people, hub, pol
     hub.away[user.id] = T0 - timedelta(seconds=5)
     c = live(user, astrologer, hub, policy)
     assert c.user_left_at == T0
-    assert end(c, hub, policy, 100, reason=consultations.USER_DISCONNECTED).consultation.billed_seconds == 0
+    assert (
+        end(c, hub, policy, 100, reason=consultations.USER_DISCONNECTED).consultation.billed_seconds
+        == 0
+    )
 
 
 def test_crash_recovery_settles_up_to_the_last_known_alive_moment(people, hub, policy):
     user, astrologer = people()
     c = live(user, astrologer, hub, policy)
-    ended = consultations.recover_after_crash(last_alive=T0 + timedelta(seconds=42), hub=hub, policy=policy)
+    ended = consultations.recover_after_crash(
+        last_alive=T0 + timedelta(seconds=42), hub=hub, policy=policy
+    )
     assert ended == [c.id]
     settled = db.session.get(Consultation, c.id)
     assert (settled.end_reason, settled.billed_seconds) == (consultations.SYSTEM_ERROR, 42)
@@ -318,6 +349,11 @@ def test_a_wallet_cannot_go_negative(people, hub):
     user, _ = people(balance=100)
     w = ledger.wallet_of(user.id)
     with pytest.raises(PaymentRequired):
-        ledger.post_transfer("settlement", [ledger.Move(w, ledger.open_account(ledger.PLATFORM_REVENUE), 101)], at=T0, memo="x")
+        ledger.post_transfer(
+            "settlement",
+            [ledger.Move(w, ledger.open_account(ledger.PLATFORM_REVENUE), 101)],
+            at=T0,
+            memo="x",
+        )
     db.session.rollback()
     assert consultations.wallet_balance(user.id) == 100
