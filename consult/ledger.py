@@ -178,12 +178,14 @@ def entries_balance(account_id: int) -> int:
 
 
 def statement_of(account: Account, limit: int = 100) -> list[dict]:
-    """The account's movements, newest first: what a wallet page shows."""
+    """The account's movements, newest first, one line per transfer: what a wallet page shows."""
+    signed = case((Entry.direction == CREDIT, Entry.amount_paise), else_=-Entry.amount_paise)
     rows = db.session.execute(
-        select(Entry, Transfer)
-        .join(Transfer, Entry.transfer_id == Transfer.id)
+        select(Transfer, func.sum(signed).label("amount"))
+        .join(Entry, Entry.transfer_id == Transfer.id)
         .where(Entry.account_id == account.id)
-        .order_by(Transfer.created_at.desc(), Entry.id.desc())
+        .group_by(Transfer.id)
+        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
         .limit(limit)
     ).all()
     return [
@@ -192,9 +194,7 @@ def statement_of(account: Account, limit: int = 100) -> list[dict]:
             "kind": transfer.kind,
             "memo": transfer.memo,
             "consultation_id": transfer.consultation_id,
-            "amount_paise": entry.amount_paise
-            if entry.direction == CREDIT
-            else -entry.amount_paise,
+            "amount_paise": amount,
         }
-        for entry, transfer in rows
+        for transfer, amount in rows
     ]
