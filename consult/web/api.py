@@ -161,6 +161,31 @@ def get_session(session_id):
     return jsonify(consultations.get_for_party(session_id, current_user).to_api())
 
 
+@bp.get("/sessions/<int:session_id>/summary")
+@api_auth()
+def session_summary(session_id):
+    """The receipt of a session: the session object plus who ended it, the balance after, the
+    transcript. The balance after is the user's business: the astrologer gets null."""
+    consultation = consultations.get_for_party(session_id, current_user)
+    ended_by = None
+    if consultation.ended_by_id is not None:
+        ended_by = {
+            "id": consultation.ended_by_id,
+            "role": consultation.party_role(consultation.ended_by_id),
+        }
+    elif consultation.status == consultations.ENDED:
+        ended_by = {"id": None, "role": "system"}
+    sees_balance = current_user.id == consultation.user_id or current_user.is_admin
+    return jsonify(
+        {
+            **consultation.to_api(),
+            "endedBy": ended_by,
+            "balanceAfterPaise": consultation.balance_after_paise if sees_balance else None,
+            "messages": [m.to_api() for m in chat.history(consultation.id)],
+        }
+    )
+
+
 @bp.get("/sessions/<int:session_id>/messages")
 @api_auth()
 def list_messages(session_id):
