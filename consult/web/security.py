@@ -7,7 +7,7 @@ import time
 from collections import deque
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, abort, current_app, g, request, session
 from flask_login import AnonymousUserMixin
 
 from .. import accounts
@@ -34,6 +34,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def authenticate_and_check_csrf():
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            abort(413)  # every route, even one that never reads its body
         token = bearer_token()
         if token is not None:
             # A bearer request is the token's owner alone, whatever cookie rides along;
