@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
+from flask_migrate import Migrate
 
 from . import config
 from .db import configure_sqlite, db
@@ -12,6 +13,7 @@ from .realtime import Hub, LocalHub
 from .wallet import DemoPaymentProvider, PaymentProvider
 
 ROOT = Path(__file__).resolve().parent.parent
+migrate = Migrate()
 
 
 @dataclass
@@ -39,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             {"pool_size": 20, "max_overflow": 40, "pool_pre_ping": True},
         )
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -48,7 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         hub=hub, policy=Policy.from_config(app.config), payments=DemoPaymentProvider()
     )
 
-    from . import cli, web
+    from . import accounts, audit, chat, cli, consultations, idempotency, ledger, scheduler, web  # noqa: F401 -- models
 
     web.init_app(app)
     cli.init_app(app)
@@ -62,11 +65,13 @@ def _make_hub(app: Flask) -> Hub:
 
 
 def create_schema(app: Flask) -> None:
-    """Create any missing tables and the platform's own ledger accounts."""
-    from . import accounts, audit, chat, consultations, idempotency, ledger, scheduler  # noqa: F401
+    """Bring the schema up to date (migrations) and create the platform's own ledger accounts."""
+    from flask_migrate import upgrade
+
+    from . import ledger
 
     with app.app_context():
-        db.create_all()
+        upgrade(directory=str(ROOT / "migrations"))
         for kind in (ledger.PLATFORM_REVENUE, ledger.EXTERNAL_PAYMENTS):
             ledger.open_account(kind)
         db.session.commit()

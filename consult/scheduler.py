@@ -30,6 +30,32 @@ class Heartbeat(db.Model):
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Lease(db.Model):
+    """Which instance runs the clock-driven work: one holder at a time, until it expires."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def hold_lease(name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the lease if it is free, expired or already ours; True if we hold it.
+
+    A compare-and-set in one write transaction, so two instances never both win.
+    """
+    with write_transaction():
+        lease = db.session.get(Lease, name, with_for_update=True)
+        if lease is None:
+            db.session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+            return True
+        if lease.holder != holder and lease.expires_at > now:
+            return False
+        lease.holder, lease.expires_at = holder, now + ttl
+        return True
+
+
 def beat(instance_id: str, at: datetime) -> None:
     with write_transaction():
         row = db.session.get(Heartbeat, instance_id)

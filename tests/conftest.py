@@ -18,19 +18,39 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def app(tmp_path):
-    from consult import create_app, create_schema
+def _in_process_app(database_url):
+    from consult import create_app
 
-    app = create_app(
+    return create_app(
         {
             "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'consult.db'}",
+            "DATABASE_URL": database_url,
             "SECRET_KEY": "test",
             "MIN_SESSION_SECONDS": 60,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """A SQLite file built by the migrations once; each test gets a copy of it."""
+    from consult import create_schema
+
+    path = tmp_path_factory.mktemp("template") / "consult.db"
+    app = _in_process_app(f"sqlite:///{path}")
     create_schema(app)
+    with app.app_context():
+        from consult.db import db
+
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, migrated_sqlite):
+    path = tmp_path / "consult.db"
+    shutil.copy(migrated_sqlite, path)
+    app = _in_process_app(f"sqlite:///{path}")
     with app.app_context():
         yield app
 
