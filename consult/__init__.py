@@ -51,7 +51,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         hub=hub, policy=Policy.from_config(app.config), payments=DemoPaymentProvider()
     )
 
-    from . import accounts, audit, chat, cli, consultations, idempotency, ledger, scheduler, web  # noqa: F401 -- models
+    from . import (  # noqa: F401 -- models
+        accounts,
+        audit,
+        chat,
+        cli,
+        consultations,
+        idempotency,
+        ledger,
+        scheduler,
+        web,
+    )
 
     web.init_app(app)
     cli.init_app(app)

@@ -6,9 +6,8 @@ Create Date: 2026-11-25 17:11:50.119019
 
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "43cf1e5f8f49"
