@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test static lint format clean
+.PHONY: run test static lint format clean screenshots
 
 run: $(STAMP) static
 	$(PY) -m flask --app app init-db
@@ -27,6 +27,10 @@ static/vendor/.stamp: package.json package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-ws/dist/ws.min.js node_modules/axe-core/axe.min.js static/vendor/
 	touch $@
+
+# Refresh the screenshots the README shows (from the browser flow test).
+screenshots: $(STAMP) static
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser_flow.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -71,7 +71,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _make_hub(app: Flask) -> Hub:
     from . import presence
 
-    return LocalHub(on_presence=presence.listener(app))
+    listener = presence.listener(app)
+    if app.config.get("REDIS_URL"):
+        from .redis_hub import RedisHub
+
+        return RedisHub(app.config["REDIS_URL"], on_presence=listener)
+    return LocalHub(on_presence=listener)
 
 
 def create_schema(app: Flask) -> None:

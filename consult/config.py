@@ -55,9 +55,18 @@ def load(app, overrides: dict | None) -> None:
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'consult.db'}"
+    app.config["DATABASE_URL"] = _with_driver(app.config["DATABASE_URL"])
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance)
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://…` (as most hosts hand it out) means psycopg 3 here."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def _instance_secret(instance: Path) -> str:

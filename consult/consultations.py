@@ -285,7 +285,7 @@ def _billing_stop(consultation: Consultation, at: datetime, wallet_paise: int) -
 def _locked(consultation_id: int) -> Consultation | None:
     """Load a consultation for update (a row lock on PostgreSQL; SQLite holds the write lock)."""
     return db.session.get(
-        Consultation, consultation_id, with_for_update=True, populate_existing=True
+        Consultation, consultation_id, with_for_update={"of": Consultation}, populate_existing=True
     )
 
 
@@ -485,7 +485,6 @@ def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcom
             ended_by_id=actor_id,
             billed_seconds=seconds,
             total_cost_paise=cost,
-            balance_after_paise=wallet_paise - cost,
         )
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -502,6 +501,8 @@ def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcom
         memo=f"Consultation #{consultation.id} with {consultation.astrologer.display_name}",
         consultation_id=consultation.id,
     )
+    # Read after the transfer: a recharge that committed meanwhile is part of "after".
+    consultation.balance_after_paise = ledger.balance(wallet)
     audit.record(
         consultation.id,
         "ended",
@@ -614,6 +615,33 @@ def party_returned(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     return [c.id for c in resumed]
 
 
+def reconcile_presence(*, hub: Hub) -> list[int]:
+    """Pause sessions whose party vanished without a goodbye (say, with a crashed instance).
+
+    Detaching a socket pauses billing at once; this catches the sockets nobody detached.
+    """
+    paused = []
+    with write_transaction():
+        active = db.session.scalars(
+            select(Consultation)
+            .where(Consultation.status == ACTIVE)
+            .with_for_update(of=Consultation)
+        )
+        for consultation in active:
+            for party, column in (
+                (consultation.user_id, "user_left_at"),
+                (consultation.astrologer_id, "astrologer_left_at"),
+            ):
+                since = hub.gone_since(party)
+                if getattr(consultation, column) is None and since is not None:
+                    at = max(since, consultation.started_at)
+                    setattr(consultation, column, at)
+                    audit.record(consultation.id, "paused", at=at, actor_id=party, detail=column)
+                    paused.append(consultation)
+    _publish_billing(paused, hub)
+    return [c.id for c in paused]
+
+
 def _active_of_party(user_id: int) -> list[Consultation]:
     return list(
         db.session.scalars(
@@ -622,7 +650,7 @@ def _active_of_party(user_id: int) -> list[Consultation]:
                 Consultation.status == ACTIVE,
                 or_(Consultation.user_id == user_id, Consultation.astrologer_id == user_id),
             )
-            .with_for_update()
+            .with_for_update(of=Consultation)
         )
     )
 
@@ -670,9 +698,14 @@ def low_balance(*, now: datetime, policy: Policy) -> list[tuple[Consultation, Me
     return result
 
 
-def recover_after_crash(*, last_alive: datetime, hub: Hub, policy: Policy) -> list[int]:
+def recover_after_crash(
+    *, last_alive: datetime, hub: Hub, policy: Policy, started_before: datetime | None = None
+) -> list[int]:
     """Settle every consultation a crash left active, up to the last moment we were alive."""
-    ids = list(db.session.scalars(select(Consultation.id).where(Consultation.status == ACTIVE)))
+    query = select(Consultation.id).where(Consultation.status == ACTIVE)
+    if started_before is not None:  # sessions begun since the restart are not the crash's
+        query = query.where(Consultation.started_at < started_before)
+    ids = list(db.session.scalars(query))
     for consultation_id in ids:
         end_session(consultation_id, reason=SYSTEM_ERROR, at=last_alive, hub=hub, policy=policy)
     return ids

@@ -95,8 +95,11 @@ class LocalHub:
             return self._gone_since.get(user_id)
 
     def connection_count(self) -> int:
+        return len(self.connections())
+
+    def connections(self) -> list:
         with self._lock:
-            return sum(len(c) for c in self._connections.values())
+            return [c for conns in self._connections.values() for c in conns]
 
     def _presence_changed(self, user_id: int, online: bool, at: datetime | None = None) -> None:
         if self.on_presence is not None:

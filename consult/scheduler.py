@@ -19,6 +19,7 @@ from .db import UTCDateTime, db, write_transaction
 from .realtime import Event
 
 log = logging.getLogger(__name__)
+SCHEDULER_LEASE = "scheduler"
 
 
 class Heartbeat(db.Model):
@@ -71,11 +72,6 @@ def last_alive(*, excluding: str) -> datetime | None:
     )
 
 
-def others_alive(*, excluding: str, now: datetime, stale_after: timedelta) -> bool:
-    newest = last_alive(excluding=excluding)
-    return newest is not None and newest > now - stale_after
-
-
 class Scheduler:
     """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent)."""
 
@@ -84,6 +80,10 @@ class Scheduler:
         self.interval = interval
         self.heartbeat_every = heartbeat_every
         self.instance_id = uuid.uuid4().hex
+        self.lease_ttl = timedelta(seconds=max(2.0, interval * 6))
+        self.stale_after = timedelta(seconds=max(3.0, heartbeat_every * 3))
+        self.booted_at = utcnow()
+        self._recovery_pending = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_beat: datetime | None = None
@@ -94,23 +94,50 @@ class Scheduler:
         return self.app.extensions["consult"]
 
     def recover(self) -> list[int]:
-        """At start-up: if no other instance is alive, settle what the crash left active."""
+        """At start-up, settle what a crash of the whole system left active.
+
+        If no other instance has beaten recently, the system was down: settle now. If one
+        has, it may be alive or may just have crashed; `tick` decides once the heartbeat
+        has had time to go stale: an instance that never beats again after our boot is dead.
+        """
         with self.app.app_context():
-            now = utcnow()
-            stale = timedelta(seconds=max(5.0, self.heartbeat_every * 5))
-            if others_alive(excluding=self.instance_id, now=now, stale_after=stale):
+            self.booted_at = utcnow()
+            newest = last_alive(excluding=self.instance_id)
+            beat(self.instance_id, self.booted_at)
+            if newest is not None and newest > self.booted_at - self.stale_after:
+                self._recovery_pending = True
                 return []
-            alive = last_alive(excluding=self.instance_id) or now
-            ended = consultations.recover_after_crash(
-                last_alive=alive, hub=self.services.hub, policy=self.services.policy
+            return self._recover(newest or self.booted_at)
+
+    def _recover(self, last_known_alive: datetime) -> list[int]:
+        self._recovery_pending = False
+        ended = consultations.recover_after_crash(
+            last_alive=last_known_alive,
+            started_before=self.booted_at,
+            hub=self.services.hub,
+            policy=self.services.policy,
+        )
+        with write_transaction():
+            db.session.execute(
+                delete(Heartbeat).where(Heartbeat.beat_at < self.booted_at - self.stale_after)
             )
-            with write_transaction():
-                db.session.execute(delete(Heartbeat).where(Heartbeat.beat_at < now - stale))
-            if ended:
-                log.warning("crash recovery settled %d consultation(s): %s", len(ended), ended)
-            beat(self.instance_id, now)
-            db.session.remove()
-            return ended
+        if ended:
+            log.warning("crash recovery settled %d consultation(s): %s", len(ended), ended)
+        db.session.remove()
+        return ended
+
+    def _decide_recovery(self, now: datetime) -> None:
+        if now - self.booted_at < self.stale_after:
+            return
+        alive_since_boot = db.session.scalar(
+            select(func.count())
+            .select_from(Heartbeat)
+            .where(Heartbeat.instance_id != self.instance_id, Heartbeat.beat_at > self.booted_at)
+        )
+        if alive_since_boot:
+            self._recovery_pending = False
+        else:
+            self._recover(last_alive(excluding=self.instance_id) or self.booted_at)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="consult-scheduler", daemon=True)
@@ -136,6 +163,14 @@ class Scheduler:
         ):
             beat(self.instance_id, now)
             self._last_beat = now
+        if self._recovery_pending:
+            self._decide_recovery(now)
+        # Every instance beats; only the lease holder runs the clock-driven work, and an
+        # instance that dies loses the lease within `lease_ttl` to the next one.
+        if not hold_lease(SCHEDULER_LEASE, self.instance_id, now=now, ttl=self.lease_ttl):
+            db.session.remove()
+            return
+        consultations.reconcile_presence(hub=hub)
         consultations.expire_stale(now=now, hub=hub, policy=policy)
         for consultation_id, reason in consultations.due_ends(now=now, policy=policy):
             consultations.end_session(
