@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
@@ -28,6 +29,30 @@ class IsolatedClient(FlaskClient):
     def open(self, *args, **kwargs):
         with self.application.app_context():
             return super().open(*args, **kwargs)
+
+
+class SharedBytecodeCache(BytecodeCache):
+    """Compiled templates kept across the test's apps (keyed by name and source checksum)."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CACHE = SharedBytecodeCache()
+
+
+def isolated_client(app) -> IsolatedClient:
+    """An isolated client for `app`, which compiles each template once per test run."""
+    app.test_client_class = IsolatedClient
+    app.jinja_env.bytecode_cache = TEMPLATE_CACHE
+    return app.test_client()
 
 
 def cheap_hash(password: str) -> str:
@@ -121,9 +146,7 @@ def request_session(user: Person, astrologer: Person, at: datetime | None = None
 
 
 def accept_session(astrologer: Person, session_id: int, at: datetime | None = None) -> None:
-    consultations.accept(
-        user_obj(astrologer), session_id, at=at or utcnow(), hub=services().hub
-    )
+    consultations.accept(user_obj(astrologer), session_id, at=at or utcnow(), hub=services().hub)
 
 
 def live_session(user: Person, astrologer: Person, started_at: datetime | None = None) -> int:
@@ -136,9 +159,7 @@ def live_session(user: Person, astrologer: Person, started_at: datetime | None =
 
 def end_as(person: Person, session_id: int, at: datetime) -> None:
     s = services()
-    consultations.end_by_party(
-        user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy
-    )
+    consultations.end_by_party(user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy)
 
 
 def session_row(session_id: int):
