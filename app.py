@@ -21,6 +21,7 @@ def start_background(flask_app) -> "Scheduler":  # noqa: F821
     scheduler = Scheduler(flask_app, interval=float(flask_app.config["SCHEDULER_INTERVAL_SECONDS"]))
     scheduler.recover()
     scheduler.start()
+    flask_app.extensions["consult"].scheduler = scheduler
     return scheduler
 
 

@@ -1,5 +1,6 @@
 """Consult: paid, per-minute chat consultations between users and astrologers."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Services:
     hub: Hub
     policy: Policy
     payments: PaymentProvider
+    scheduler: object | None = None  # set where the clock runs (app.py, gunicorn workers)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -75,8 +77,24 @@ def _make_hub(app: Flask) -> Hub:
     if app.config.get("REDIS_URL"):
         from .redis_hub import RedisHub
 
-        return RedisHub(app.config["REDIS_URL"], on_presence=listener)
+        return RedisHub(
+            app.config["REDIS_URL"], on_presence=listener, prefix=app.config["REDIS_PREFIX"]
+        )
     return LocalHub(on_presence=listener)
+
+
+@contextmanager
+def _migration_lock():
+    """On PostgreSQL, instances starting together migrate one after another."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(724100)")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(724100)")
 
 
 def create_schema(app: Flask) -> None:
@@ -85,7 +103,7 @@ def create_schema(app: Flask) -> None:
 
     from . import ledger
 
-    with app.app_context():
+    with app.app_context(), _migration_lock():
         upgrade(directory=str(ROOT / "migrations"))
         for kind in (ledger.PLATFORM_REVENUE, ledger.EXTERNAL_PAYMENTS):
             ledger.open_account(kind)

@@ -3,7 +3,7 @@
 import click
 from flask import Flask
 
-from . import accounts, create_schema, wallet
+from . import accounts, create_schema, reconcile, wallet
 from .clock import utcnow
 from .errors import DomainError
 
@@ -53,3 +53,21 @@ def init_app(app: Flask) -> None:
         create_schema(app)
         for line in demo.seed(app):
             click.echo(line)
+
+    @app.cli.command("audit-ledger")
+    def audit_ledger():
+        """Check every money invariant; print each problem and exit 1, or exit 0 if sound."""
+        report = reconcile.check()
+        if report.ok:
+            click.echo(
+                f"ledger OK: {report.transfers} transfers, {report.sessions} sessions checked"
+            )
+            return
+        for problem in report.problems:
+            click.echo(str(problem))
+        click.echo(
+            f"ledger has {len(report.problems)} problem(s) in {report.transfers} transfers "
+            f"and {report.sessions} sessions",
+            err=True,
+        )
+        click.get_current_context().exit(1)

@@ -7,6 +7,7 @@ from pathlib import Path
 DEFAULTS = {
     "DATABASE_URL": None,  # None: SQLite in the instance folder
     "REDIS_URL": None,  # None: the in-memory hub (one process)
+    "REDIS_PREFIX": "consult",  # keys and channel names, so deployments can share a Redis
     "DISCONNECT_GRACE_SECONDS": 30,
     "REQUEST_TIMEOUT_SECONDS": 120,
     "LOW_BALANCE_WARNING_SECONDS": 60,
@@ -29,6 +30,7 @@ DEFAULTS = {
 ENVIRONMENT = {
     "DATABASE_URL": str,
     "REDIS_URL": str,
+    "REDIS_PREFIX": str,
     "SECRET_KEY": str,
     "DISCONNECT_GRACE_SECONDS": float,
     "REQUEST_TIMEOUT_SECONDS": float,

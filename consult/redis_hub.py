@@ -21,21 +21,18 @@ from .clock import utcnow
 from .realtime import Connection, Event, LocalHub, PresenceListener
 
 log = logging.getLogger(__name__)
-CHANNEL = "consult:events"
 PRESENCE_TTL = 30.0  # seconds a socket counts as present without a refresh
 REFRESH_EVERY = 10.0
 
 
-def _conns_key(user_id: int) -> str:
-    return f"consult:conns:{user_id}"
-
-
-def _gone_key(user_id: int) -> str:
-    return f"consult:gone:{user_id}"
-
-
 class RedisHub:
-    def __init__(self, url: str, on_presence: PresenceListener | None = None):
+    def __init__(
+        self, url: str, on_presence: PresenceListener | None = None, prefix: str = "consult"
+    ):
+        # One prefix per deployment: several Consults can share one Redis.
+        self.channel = f"{prefix}:events"
+        self._conns = f"{prefix}:conns:{{}}".format
+        self._gone = f"{prefix}:gone:{{}}".format
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.redis.ping()  # fail at start-up, not at the first event
         self.local = LocalHub()
@@ -52,20 +49,20 @@ class RedisHub:
 
     def publish(self, user_ids: Iterable[int], event: Event) -> None:
         self.redis.publish(
-            CHANNEL,
+            self.channel,
             json.dumps({"to": sorted(set(user_ids)), "name": event.name, "data": event.data}),
         )
 
     def broadcast(self, event: Event) -> None:
         self.redis.publish(
-            CHANNEL, json.dumps({"to": None, "name": event.name, "data": event.data})
+            self.channel, json.dumps({"to": None, "name": event.name, "data": event.data})
         )
 
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 self._subscribed.set()
                 for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -87,12 +84,12 @@ class RedisHub:
         with self._lock:
             self._ids[id(connection)] = member
         self.local.attach(connection)
-        key, now = _conns_key(connection.user_id), time.time()
+        key, now = self._conns(connection.user_id), time.time()
         pipe = self.redis.pipeline()
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zadd(key, {member: now + PRESENCE_TTL})
         pipe.zcard(key)
-        pipe.delete(_gone_key(connection.user_id))
+        pipe.delete(self._gone(connection.user_id))
         count = pipe.execute()[2]
         if count == 1:
             self._presence_changed(connection.user_id, True, utcnow())
@@ -103,28 +100,28 @@ class RedisHub:
         self.local.detach(connection)
         if member is None:
             return
-        key, now = _conns_key(connection.user_id), time.time()
+        key, now = self._conns(connection.user_id), time.time()
         pipe = self.redis.pipeline()
         pipe.zrem(key, member)
         pipe.zcount(key, now, "+inf")
         left = pipe.execute()[1]
         if left == 0:
             at = utcnow()
-            self.redis.set(_gone_key(connection.user_id), at.isoformat(), ex=24 * 3600)
+            self.redis.set(self._gone(connection.user_id), at.isoformat(), ex=24 * 3600)
             self._presence_changed(connection.user_id, False, at)
 
     def online(self, user_id: int) -> bool:
-        return self.redis.zcount(_conns_key(user_id), time.time(), "+inf") > 0
+        return self.redis.zcount(self._conns(user_id), time.time(), "+inf") > 0
 
     def gone_since(self, user_id: int) -> datetime | None:
         """When the user's last socket went; for sockets of a crashed instance, when they
         were last refreshed. None while online, or if the user never connected."""
         if self.online(user_id):
             return None
-        marked = self.redis.get(_gone_key(user_id))
+        marked = self.redis.get(self._gone(user_id))
         if marked:
             return datetime.fromisoformat(marked)
-        stale = self.redis.zrange(_conns_key(user_id), -1, -1, withscores=True)
+        stale = self.redis.zrange(self._conns(user_id), -1, -1, withscores=True)
         if stale:
             return datetime.fromtimestamp(stale[0][1] - PRESENCE_TTL, UTC)
         return None
@@ -142,7 +139,7 @@ class RedisHub:
                 pipe = self.redis.pipeline()
                 for user_id, member in members:
                     if member:
-                        pipe.zadd(_conns_key(user_id), {member: expiry}, xx=True)
+                        pipe.zadd(self._conns(user_id), {member: expiry}, xx=True)
                 pipe.execute()
             except redis.ConnectionError:
                 log.warning("could not refresh presence in Redis")

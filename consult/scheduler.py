@@ -84,6 +84,7 @@ class Scheduler:
         self.stale_after = timedelta(seconds=max(3.0, heartbeat_every * 3))
         self.booted_at = utcnow()
         self._recovery_pending = False
+        self.is_leader = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_beat: datetime | None = None
@@ -167,7 +168,8 @@ class Scheduler:
             self._decide_recovery(now)
         # Every instance beats; only the lease holder runs the clock-driven work, and an
         # instance that dies loses the lease within `lease_ttl` to the next one.
-        if not hold_lease(SCHEDULER_LEASE, self.instance_id, now=now, ttl=self.lease_ttl):
+        self.is_leader = hold_lease(SCHEDULER_LEASE, self.instance_id, now=now, ttl=self.lease_ttl)
+        if not self.is_leader:
             db.session.remove()
             return
         consultations.reconcile_presence(hub=hub)

@@ -39,6 +39,16 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["rupees"] = money.rupees
     app.jinja_env.filters["duration"] = money.duration
 
+    @app.get("/healthz")
+    def health():
+        """For load balancers and operators: this instance, and whether it runs the clock."""
+        scheduler = app.extensions["consult"].scheduler
+        return {
+            "status": "ok",
+            "instance": getattr(scheduler, "instance_id", None),
+            "leader": bool(scheduler and scheduler.is_leader),
+        }
+
     @app.after_request
     def echo_request_id(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")

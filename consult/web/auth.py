@@ -1,12 +1,20 @@
 """Sign-in, sign-up and sign-out pages for browsers."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from .. import accounts
 from ..clock import utcnow
 from ..errors import Conflict, Invalid
-from .security import login_throttle
+from ..realtime import Event
+from .common import services
+from .security import (
+    LOGIN_MARKER,
+    SIGNED_OUT,
+    browser_session_key,
+    login_throttle,
+    start_browser_session,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -36,6 +44,7 @@ def login():
         if user is not None:
             login_throttle.reset(request.remote_addr, username)
             login_user(user)
+            start_browser_session()
             return redirect(_safe_next(home_for(user)))
         error = "That username and password do not match."
     return render_template("auth/login.html", error=error), 401 if error else 200
@@ -57,6 +66,7 @@ def register():
             error = problem.message
         else:
             login_user(user)
+            start_browser_session()
             flash("Welcome to Consult! Recharge your wallet to start a consultation.")
             return redirect(url_for("pages.wallet"))
     return render_template("auth/register.html", error=error), 400 if error else 200
@@ -65,5 +75,14 @@ def register():
 @bp.post("/logout")
 @login_required
 def logout():
+    """Sign this browser out, and close the sockets it opened with this sign-in's cookie.
+
+    A socket outlives the request that opened it, so without this a signed-out page would
+    keep receiving the user's events. Bearer-token sockets (programs) are not this browser's.
+    """
+    user_id, key = current_user.id, browser_session_key()
     logout_user()
+    session.pop(LOGIN_MARKER, None)
+    if key is not None:
+        services().hub.publish([user_id], Event(SIGNED_OUT, {"browserSession": key}))
     return redirect(url_for("auth.login"))

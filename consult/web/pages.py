@@ -4,6 +4,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from .. import accounts, audit, chat, consultations, ledger, wallet
+from ..billing import commission_paise
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound
 from .api import end_for_caller
@@ -31,6 +32,15 @@ def _own(session_id: int):
     return consultations.get_for_party(session_id, current_user)
 
 
+def _with_wallet(html: str) -> str:
+    """Add the header's wallet balance, swapped out of band, to a user's fragment: after an
+    end the pill must show the settled figure at once, whether or not the socket is up."""
+    if current_user.role != "user":
+        return html
+    balance = consultations.wallet_balance(current_user.id)
+    return html + render_template("wallet/_balance.html", balance=balance, oob=True)
+
+
 @bp.get("/")
 def home():
     if current_user.is_authenticated and current_user.is_astrologer:
@@ -48,6 +58,8 @@ def home():
 def wallet_page():
     _role("user")
     account = ledger.wallet_of(current_user.id)
+    if is_fragment_request():  # the header's pill, re-fetched when a page re-syncs
+        return render_template("wallet/_balance.html", balance=ledger.balance(account), oob=False)
     return render_template(
         "wallet/page.html",
         balance=ledger.balance(account),
@@ -75,7 +87,13 @@ def recharge():
         idempotency_key=request.form.get("idempotency_key") or None,
     )
     if is_fragment_request():
-        return render_template("wallet/_balance.html", balance=result.balance_paise, oob=False)
+        # The new funds move a live session's funded end: send its bill along.
+        html = render_template("wallet/_balance.html", balance=result.balance_paise, oob=True)
+        active = consultations.active_for(current_user)
+        if active is not None:
+            context = panel_context(current_user, active)
+            html += render_template("sessions/_billing.html", **{**context, "oob": True})
+        return html
     return redirect(request.form.get("back") or url_for("pages.wallet"))
 
 
@@ -132,8 +150,8 @@ def confirm_end(session_id):
         raise NotFound(consultations.SESSION_NOT_FOUND)
     if consultation.status != consultations.ACTIVE:
         raise Conflict(
-            "This session has already ended"
-            if consultation.status == "ended"
+            "No active session found to end: this session has already ended"
+            if consultation.status == consultations.ENDED
             else consultations.NOT_ACTIVE
         )
     return render_template("sessions/_end_dialog.html", **panel_context(current_user, consultation))
@@ -147,7 +165,8 @@ def end(session_id):
     )
     consultation = _own(session_id)
     if is_fragment_request():
-        return render_template("sessions/_panel.html", **panel_context(current_user, consultation))
+        panel = render_template("sessions/_panel.html", **panel_context(current_user, consultation))
+        return _with_wallet(panel)
     return redirect(url_for("pages.session_page", session_id=session_id))
 
 
@@ -189,9 +208,14 @@ def summary(session_id):
     consultation = _own(session_id)
     if consultation.status != consultations.ENDED:
         return redirect(url_for("pages.session_page", session_id=session_id))
+    earned = None
+    if consultation.party_role(current_user.id) == "astrologer":
+        cost = consultation.total_cost_paise
+        earned = cost - commission_paise(cost, services().policy.commission_percent)
     return render_template(
         "sessions/summary.html",
         trail=audit.trail(consultation.id),
+        earned=earned,
         **panel_context(current_user, consultation),
     )
 

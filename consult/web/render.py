@@ -79,6 +79,12 @@ def _ended_by_user(viewer: User, data: dict) -> str:
     )
 
 
+def _error(viewer: User, data: dict) -> str:
+    """A command the socket refused (a message sent to an ended session, say): tell the sender."""
+    message = data.get("message") or "That did not work. Please try again."
+    return render_template("_toast.html", oob=True, tone="error", message=message)
+
+
 def _message(viewer: User, data: dict) -> str:
     consultation = _consultation(viewer, data)
     if consultation is None:
@@ -139,4 +145,5 @@ HANDLERS = {
     "billing:low-balance": _billing,
     "wallet:updated": _billing,
     "presence:changed": _presence,
+    "error": _error,
 }

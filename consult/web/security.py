@@ -1,5 +1,6 @@
 """Who may do what: bearer tokens, CSRF tokens, socket origins, login throttling, headers."""
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -17,6 +18,8 @@ from ..errors import DomainError
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+LOGIN_MARKER = "login_id"  # names one sign-in of one browser, so sign-out can find its sockets
+SIGNED_OUT = "session:logout"  # a hub event: close the sockets of that browser's sign-in
 
 
 class CsrfError(DomainError):
@@ -76,6 +79,26 @@ def bearer_token() -> str | None:
     if request.path.endswith("/ws") and request.args.get("token"):
         return request.args["token"]
     return None
+
+
+def start_browser_session() -> None:
+    """Mark a fresh sign-in of this browser (call right after `login_user`)."""
+    session[LOGIN_MARKER] = secrets.token_urlsafe(16)
+
+
+def browser_session_key() -> str | None:
+    """Which browser sign-in a cookie-authenticated request belongs to; None for bearer tokens.
+
+    Sockets keep it from their handshake, and sign-out closes the ones with its key. Only a
+    digest travels through the hub. Sessions signed in before the marker existed fall back
+    to their CSRF token, which is just as much one browser's own.
+    """
+    if bearer_token() is not None:
+        return None
+    marker = session.get(LOGIN_MARKER) or session.get(CSRF_FIELD)
+    if not marker:
+        return None
+    return hashlib.sha256(marker.encode()).hexdigest()[:32]
 
 
 def csrf_token() -> str:

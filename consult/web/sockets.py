@@ -24,19 +24,29 @@ from ..realtime import Event
 from . import render
 from .api import billing_status_for, end_for_caller
 from .common import services
-from .security import origin_allowed
+from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
 SOCKET_PATHS = ("/ws", "/api/ws")
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
+_SIGN_OFF = object()  # queued for the writer: say goodbye, then close
 
 
 class SocketConnection:
     """One live socket of one user; `deliver` only queues, the writer thread sends."""
 
-    def __init__(self, app: Flask, ws, user_id: int, html: bool, environ: dict | None = None):
+    def __init__(
+        self,
+        app: Flask,
+        ws,
+        user_id: int,
+        html: bool,
+        environ: dict | None = None,
+        browser_session: str | None = None,
+    ):
         self.app, self.ws, self.user_id, self.html = app, ws, user_id, html
         self.environ = environ or {}
+        self.browser_session = browser_session  # None: authenticated by a bearer token
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
         self._writer = threading.Thread(target=self._write, daemon=True)
 
@@ -44,8 +54,17 @@ class SocketConnection:
         self._writer.start()
 
     def deliver(self, event: Event) -> None:
+        if event.name == SIGNED_OUT:  # never sent on: it only closes this browser's sockets
+            if self.browser_session is not None and (
+                event.data.get("browserSession") == self.browser_session
+            ):
+                self._enqueue(_SIGN_OFF)
+            return
+        self._enqueue(event)
+
+    def _enqueue(self, item) -> None:
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
         except queue.Full:
             log.warning("dropping a socket of user %s: %d events behind", self.user_id, QUEUE_LIMIT)
             self.close()
@@ -66,6 +85,12 @@ class SocketConnection:
 
     def _write(self) -> None:
         while (item := self._queue.get()) is not None:
+            if item is _SIGN_OFF:
+                try:
+                    self.ws.close(reason=1000, message="Signed out")
+                except ConnectionClosed:
+                    pass
+                return
             try:
                 text = self._render(item)
                 if text:
@@ -129,7 +154,7 @@ def serve(ws, *, html: bool) -> None:
     db.session.remove()  # never hold a pooled connection for the socket's whole life
     hub = services().hub
     handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)}
-    connection = SocketConnection(app, ws, user_id, html, handshake)
+    connection = SocketConnection(app, ws, user_id, html, handshake, browser_session_key())
     connection.start()
     if not html:
         connection.deliver(Event("session:state", _state(user_id)))

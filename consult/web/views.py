@@ -26,6 +26,15 @@ ASTROLOGER_WORDS = {
     consultations.ASTROLOGER_DISCONNECTED: "The session ended because your connection dropped.",
     consultations.SYSTEM_ERROR: "The session ended because of a technical problem.",
 }
+# The reason in a few plain words, for the receipt (its code stays beside it, for support).
+REASON_LABELS = {
+    consultations.USER_REQUESTED: "Ended by the user",
+    consultations.INSUFFICIENT_BALANCE: "The balance ran out",
+    consultations.USER_DISCONNECTED: "The user's connection dropped",
+    consultations.ASTROLOGER_ENDED: "Ended by the astrologer",
+    consultations.ASTROLOGER_DISCONNECTED: "The astrologer's connection dropped",
+    consultations.SYSTEM_ERROR: "A technical problem on our side",
+}
 STATUS_WORDS = {
     consultations.DECLINED: "The astrologer declined this request. You were not charged.",
     consultations.CANCELLED: "This request was cancelled. Nothing was charged.",
@@ -38,7 +47,9 @@ def end_message(consultation: Consultation, role: str) -> str | None:
         return STATUS_WORDS.get(consultation.status)
     words = ASTROLOGER_WORDS if role == "astrologer" else USER_WORDS
     text = words.get(consultation.end_reason, "The session ended.")
-    if role != "astrologer":
+    if role == "astrologer":
+        text += f" Billed {rupees(consultation.total_cost_paise)}."
+    else:
         text += f" Charged {rupees(consultation.total_cost_paise)}."
     return text
 
@@ -51,6 +62,7 @@ def panel_context(viewer: User, consultation: Consultation) -> dict:
         "role": role,
         "messages": chat.history(consultation.id),
         "end_message": end_message(consultation, role),
+        "reason_label": REASON_LABELS.get(consultation.end_reason),
         "meter": None,
         "policy": services().policy,
     }
