@@ -334,54 +334,81 @@ def request_consultation(
 
 
 def _answer(
-    actor: User, consultation_id, *, role: str, at: datetime, request_id=None
+    actor: User,
+    consultation_id,
+    *,
+    role: str,
+    status: str,
+    event: str,
+    at: datetime,
+    hub: Hub,
+    request_id=None,
+    also=None,
 ) -> Consultation:
-    """Common checks for accept/decline/cancel: the actor's own consultation, still waiting."""
+    """Move a waiting request to `status` for one of its parties, audit it, then publish."""
     consultation = get_for_party(consultation_id, actor)
     if consultation.party_role(actor.id) != role:
         raise NotFound(SESSION_NOT_FOUND)
-    consultation = _locked(consultation.id)
-    if consultation.status != REQUESTED:
-        raise Conflict(NOT_WAITING)
-    consultation.answered_at = at
+    with write_transaction():
+        consultation = _locked(consultation.id)
+        if consultation.status != REQUESTED:
+            raise Conflict(NOT_WAITING)
+        consultation.status = status
+        consultation.answered_at = at
+        if also is not None:
+            also(consultation)
+        audit.record(consultation.id, event, at=at, actor_id=actor.id, request_id=request_id)
+    hub.publish(_parties(consultation), Event(f"session:{event}", consultation.to_api()))
     return consultation
 
 
 def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
     """The astrologer accepts: billing starts now."""
-    with write_transaction():
-        consultation = _answer(astrologer, consultation_id, role="astrologer", at=at)
-        consultation.status = ACTIVE
+
+    def start_billing(consultation: Consultation) -> None:
         consultation.started_at = at
         # A user whose every connection dropped while waiting is away from the start:
         # billing is paused and the disconnect grace runs, so nobody pays for an empty room.
         if hub.gone_since(consultation.user_id) is not None:
             consultation.user_left_at = at
-        audit.record(
-            consultation.id, "accepted", at=at, actor_id=astrologer.id, request_id=request_id
-        )
-    hub.publish(_parties(consultation), Event("session:accepted", consultation.to_api()))
-    return consultation
+
+    return _answer(
+        astrologer,
+        consultation_id,
+        role="astrologer",
+        status=ACTIVE,
+        event="accepted",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+        also=start_billing,
+    )
 
 
 def decline(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
-    with write_transaction():
-        consultation = _answer(astrologer, consultation_id, role="astrologer", at=at)
-        consultation.status = DECLINED
-        audit.record(
-            consultation.id, "declined", at=at, actor_id=astrologer.id, request_id=request_id
-        )
-    hub.publish(_parties(consultation), Event("session:declined", consultation.to_api()))
-    return consultation
+    return _answer(
+        astrologer,
+        consultation_id,
+        role="astrologer",
+        status=DECLINED,
+        event="declined",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+    )
 
 
 def cancel(user: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
-    with write_transaction():
-        consultation = _answer(user, consultation_id, role="user", at=at)
-        consultation.status = CANCELLED
-        audit.record(consultation.id, "cancelled", at=at, actor_id=user.id, request_id=request_id)
-    hub.publish(_parties(consultation), Event("session:cancelled", consultation.to_api()))
-    return consultation
+    return _answer(
+        user,
+        consultation_id,
+        role="user",
+        status=CANCELLED,
+        event="cancelled",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+    )
 
 
 def expire_stale(*, now: datetime, hub: Hub, policy: Policy) -> list[int]:

@@ -36,14 +36,8 @@ def _panel(viewer: User, data: dict) -> str:
     consultation = _consultation(viewer, data)
     if consultation is None:
         return ""
-    parts = [
-        render_template("sessions/_panel.html", oob=True, **panel_context(viewer, consultation))
-    ]
-    if viewer.is_astrologer:
-        parts.append(
-            render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
-        )
-    return "".join(parts)
+    panel = render_template("sessions/_panel.html", oob=True, **panel_context(viewer, consultation))
+    return panel + _dashboard(viewer)
 
 
 def _ended(viewer: User, data: dict) -> str:
@@ -60,11 +54,7 @@ def _ended(viewer: User, data: dict) -> str:
     if viewer.role == "user":
         balance = consultations.wallet_balance(viewer.id)
         parts.append(render_template("wallet/_balance.html", oob=True, balance=balance))
-    if viewer.is_astrologer:
-        parts.append(
-            render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
-        )
-    return "".join(parts)
+    return "".join(parts) + _dashboard(viewer)
 
 
 def _ended_by_user(viewer: User, data: dict) -> str:
@@ -127,8 +117,13 @@ def _presence(viewer: User, data: dict) -> str:
 
 
 def _requested(viewer: User, data: dict) -> str:
+    return _dashboard(viewer) if viewer.is_astrologer else _panel(viewer, data)
+
+
+def _dashboard(viewer: User) -> str:
+    """An astrologer's requests, live sessions and earnings, re-rendered after any change."""
     if not viewer.is_astrologer:
-        return _panel(viewer, data)
+        return ""
     return render_template("dashboard/_lists.html", oob=True, **dashboard_context(viewer))
 
 
