@@ -22,7 +22,8 @@ def listener(app: Flask):
                 consultations.party_left(user_id, at=at, hub=hub)
             person = db.session.get(User, user_id)
             if person is not None and person.is_astrologer:  # only astrologers are listed
-                hub.broadcast(Event("presence:changed", {"userId": user_id, "online": online}))
+                event = Event("presence:changed", {"userId": user_id, "online": online})
+                hub.broadcast(event, topic="presence")
             db.session.remove()
 
     return on_presence

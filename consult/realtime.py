@@ -28,6 +28,7 @@ class Event:
 
 class Connection(Protocol):
     user_id: int
+    topics: frozenset[str]  # what else it watches, e.g. "presence" for the astrologer list
 
     def deliver(self, event: Event) -> None:
         """Queue the event for sending; must not block."""
@@ -38,7 +39,7 @@ PresenceListener = Callable[[int, bool, datetime], None]
 
 class Hub(Protocol):
     def publish(self, user_ids: Iterable[int], event: Event) -> None: ...
-    def broadcast(self, event: Event) -> None: ...
+    def broadcast(self, event: Event, topic: str) -> None: ...
     def attach(self, connection: Connection) -> None: ...
     def detach(self, connection: Connection) -> None: ...
     def online(self, user_id: int) -> bool: ...
@@ -60,9 +61,12 @@ class LocalHub:
         for connection in targets:
             connection.deliver(event)
 
-    def broadcast(self, event: Event) -> None:
+    def broadcast(self, event: Event, topic: str) -> None:
+        """Deliver to every connection that watches `topic`, whoever it belongs to."""
         with self._lock:
-            targets = [c for conns in self._connections.values() for c in conns]
+            targets = [
+                c for conns in self._connections.values() for c in conns if topic in c.topics
+            ]
         for connection in targets:
             connection.deliver(event)
 

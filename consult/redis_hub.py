@@ -53,9 +53,10 @@ class RedisHub:
             json.dumps({"to": sorted(set(user_ids)), "name": event.name, "data": event.data}),
         )
 
-    def broadcast(self, event: Event) -> None:
+    def broadcast(self, event: Event, topic: str) -> None:
         self.redis.publish(
-            self.channel, json.dumps({"to": None, "name": event.name, "data": event.data})
+            self.channel,
+            json.dumps({"to": None, "topic": topic, "name": event.name, "data": event.data}),
         )
 
     def _listen(self) -> None:
@@ -70,7 +71,7 @@ class RedisHub:
                     body = json.loads(message["data"])
                     event = Event(body["name"], body["data"])
                     if body["to"] is None:
-                        self.local.broadcast(event)
+                        self.local.broadcast(event, body["topic"])
                     else:
                         self.local.publish(body["to"], event)
             except redis.ConnectionError:

@@ -121,7 +121,9 @@ class Api:
         return headers
 
     def get(self, path, **kw):
-        return requests.get(self.server.url + path, headers=self.headers(kw.pop("headers", None)), timeout=10, **kw)
+        return requests.get(
+            self.server.url + path, headers=self.headers(kw.pop("headers", None)), timeout=10, **kw
+        )
 
     def post(self, path, json_body=None, **kw):
         return requests.post(
@@ -143,7 +145,11 @@ def unique(prefix: str) -> str:
 def register_user(server: Server, balance_paise: int = 0) -> Api:
     """Sign a new user up through the API and recharge the wallet."""
     username = unique("u")
-    r = requests.post(server.url + "/api/auth/register", json={"username": username, "password": PASSWORD}, timeout=10)
+    r = requests.post(
+        server.url + "/api/auth/register",
+        json={"username": username, "password": PASSWORD},
+        timeout=10,
+    )
     assert r.status_code == 201, r.text
     api = Api(server, r.json()["token"], r.json()["user"])
     if balance_paise:
@@ -154,9 +160,15 @@ def register_user(server: Server, balance_paise: int = 0) -> Api:
 def create_astrologer(server: Server, rate: int = 6000) -> Api:
     """Create an astrologer with the operator CLI (as API.md says), then sign in."""
     username = unique("a")
-    result = server.cli("create-user", username, "--password", PASSWORD, "--role", "astrologer", "--rate", str(rate))
+    result = server.cli(
+        "create-user", username, "--password", PASSWORD, "--role", "astrologer", "--rate", str(rate)
+    )
     assert result.returncode == 0, result.stderr
-    r = requests.post(server.url + "/api/auth/token", json={"username": username, "password": PASSWORD}, timeout=10)
+    r = requests.post(
+        server.url + "/api/auth/token",
+        json={"username": username, "password": PASSWORD},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return Api(server, r.json()["token"], r.json()["user"])
 
@@ -177,7 +189,9 @@ class Socket:
     def __init__(self, url: str, headers=None, origin=None):
         self.frames: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
-        self.ws = websocket.create_connection(url, timeout=10, header=headers or [], origin=origin, suppress_origin=origin is None)
+        self.ws = websocket.create_connection(
+            url, timeout=10, header=headers or [], origin=origin, suppress_origin=origin is None
+        )
         self.closed = threading.Event()
         self.close_code = None
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -221,6 +235,25 @@ class Socket:
                 return frame
             self.seen.append(frame)
 
+    def wait_for_any(self, *events: str, timeout: float = 10.0) -> dict:
+        """Return the next frame named any of `events` (e.g. a reply or an error)."""
+        for frame in self.seen:
+            if frame["event"] in events:
+                self.seen.remove(frame)
+                return frame
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {events} frame within {timeout}s; saw {self.seen[-5:]}")
+            try:
+                frame = self.frames.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if frame["event"] in events:
+                return frame
+            self.seen.append(frame)
+
     def count(self, event: str, settle: float = 0.5) -> int:
         """How many `event` frames arrived, after draining for `settle` seconds of quiet."""
         while True:
@@ -238,8 +271,9 @@ class Socket:
 
     def drop(self) -> None:
         """Vanish without a close frame, like a phone losing signal."""
-        self.ws.sock.shutdown(socket.SHUT_RDWR)
-        self.ws.sock.close()
+        sock = self.ws.sock  # the reader thread sets ws.sock to None once it sees the EOF
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
 
 
 _CREATE_ASTROLOGERS = """
@@ -257,26 +291,43 @@ for username in usernames:
 """
 
 
-def create_astrologers(server: Server, count: int, rate: int = 6000) -> list[Api]:
-    """Like `create_astrologer`, `count` times, paying for one process start instead of `count`:
-    the same `create-user` command, invoked through Flask's CLI runner in one subprocess."""
-    usernames = [unique("a") for _ in range(count)]
-    result = subprocess.run(
-        [sys.executable, "-c", _CREATE_ASTROLOGERS, PASSWORD, str(rate), *usernames],
-        cwd=ROOT,
-        env=server.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    astrologers = []
-    for username in usernames:
+class AstrologerBatch:
+    """Astrologers made ahead by the operator CLI's `create-user`, run `count` times in one
+    background process (one interpreter start instead of `count`); `take()` signs one in."""
+
+    def __init__(self, server: Server, count: int, rate: int = 6000):
+        self.server, self.rate = server, rate
+        self.usernames = [unique("a") for _ in range(count)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CREATE_ASTROLOGERS, PASSWORD, str(rate), *self.usernames],
+            cwd=ROOT,
+            env=server.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lock = threading.Lock()
+        self._created = False
+
+    def take(self) -> Api:
+        """A fresh, signed-in astrologer (made on the spot once the batch is used up)."""
+        with self._lock:
+            if not self._created:
+                _, stderr = self.proc.communicate(timeout=120)
+                assert self.proc.returncode == 0, stderr
+                self._created = True
+            if not self.usernames:
+                return create_astrologer(self.server, rate=self.rate)
+            username = self.usernames.pop()
         r = requests.post(
-            server.url + "/api/auth/token",
+            self.server.url + "/api/auth/token",
             json={"username": username, "password": PASSWORD},
             timeout=10,
         )
         assert r.status_code == 200, r.text
-        astrologers.append(Api(server, r.json()["token"], r.json()["user"]))
-    return astrologers
+        return Api(self.server, r.json()["token"], r.json()["user"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()

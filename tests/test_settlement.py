@@ -24,7 +24,7 @@ class RecordingHub:
     def publish(self, user_ids, event):
         self.published.append((tuple(sorted(set(user_ids))), event))
 
-    def broadcast(self, event):
+    def broadcast(self, event, topic):
         self.published.append(((), event))
 
     def online(self, user_id):
