@@ -192,6 +192,9 @@ class Socket:
         self.ws = websocket.create_connection(
             url, timeout=10, header=headers or [], origin=origin, suppress_origin=origin is None
         )
+        # The 10 s timeout is for the handshake; the reader then blocks as long as the
+        # socket lives (server pings keep it honest), or idle sockets would die at 10 s.
+        self.ws.settimeout(None)
         self.closed = threading.Event()
         self.close_code = None
         self._reader = threading.Thread(target=self._read, daemon=True)
