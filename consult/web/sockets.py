@@ -19,7 +19,7 @@ from .. import chat, consultations
 from ..accounts import User
 from ..clock import utcnow
 from ..db import db
-from ..errors import DomainError, Invalid
+from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import render
 from .api import billing_status_for, end_for_caller
@@ -28,6 +28,7 @@ from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
 SOCKET_PATHS = ("/ws", "/api/ws")
+WATCHABLE = frozenset({"presence"})
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
 _SIGN_OFF = object()  # queued for the writer: say goodbye, then close
 
@@ -43,8 +44,10 @@ class SocketConnection:
         html: bool,
         environ: dict | None = None,
         browser_session: str | None = None,
+        topics: frozenset[str] = frozenset(),
     ):
         self.app, self.ws, self.user_id, self.html = app, ws, user_id, html
+        self.topics = topics  # broadcasts it watches: "presence" on the astrologer list
         self.environ = environ or {}
         self.browser_session = browser_session  # None: authenticated by a bearer token
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
@@ -154,7 +157,12 @@ def serve(ws, *, html: bool) -> None:
     db.session.remove()  # never hold a pooled connection for the socket's whole life
     hub = services().hub
     handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)}
-    connection = SocketConnection(app, ws, user_id, html, handshake, browser_session_key())
+    # Only a page showing the astrologer list asks for presence (`?watch=presence`): a
+    # broadcast to every socket would cost O(sockets) per login.
+    topics = frozenset(t for t in request.args.getlist("watch") if t in WATCHABLE)
+    connection = SocketConnection(
+        app, ws, user_id, html, handshake, browser_session_key(), topics=topics
+    )
     connection.start()
     if not html:
         connection.deliver(Event("session:state", _state(user_id)))
@@ -185,7 +193,7 @@ def _handle(connection: SocketConnection, raw) -> None:
     request_id = None
     session_id = None
     try:
-        frame = json.loads(raw)
+        frame = _parse(raw)
         if not isinstance(frame, dict):
             raise Invalid("Frames must be JSON objects")
         request_id = frame.get("requestId")
@@ -200,13 +208,24 @@ def _handle(connection: SocketConnection, raw) -> None:
         reply = _dispatch(viewer, name, data)
         if reply is not None:
             connection.send(reply, request_id)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        connection.send(Event("error", {"message": "Frames must be JSON text"}), request_id)
     except DomainError as error:
         body = {"message": error.message}
         if isinstance(session_id, int):
             body["sessionId"] = session_id
         connection.send(Event("error", body), request_id)
+
+
+def _parse(raw):
+    """Decode a frame's JSON; whatever a client can send that is not JSON is its error.
+
+    Besides syntax errors, that is text that is not UTF-8, nesting deep enough to exhaust
+    the parser's recursion, and integers longer than Python will convert (a ValueError):
+    each would otherwise escape the handler and kill the socket.
+    """
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Invalid("Frames must be JSON text") from None
 
 
 def _command(frame: dict, html: bool) -> tuple[str, dict]:
@@ -233,6 +252,8 @@ def _dispatch(viewer: User, name, data: dict) -> Event | None:
         )
         return Event("endSession:result", answer)
     if name == "billing:status":
+        if viewer.role not in ("user", "astrologer"):  # as GET /api/billing/status answers
+            raise Forbidden("Only users or astrologers can do this")
         return Event("billing:status", billing_status_for(viewer, data.get("sessionId")))
     if name == "chat:send":
         chat.post_message(
