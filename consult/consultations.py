@@ -416,10 +416,11 @@ def expire_stale(*, now: datetime, hub: Hub, policy: Policy) -> list[int]:
     cutoff = now - timedelta(seconds=policy.request_timeout_seconds)
     expired = []
     with write_transaction():
+        # Row locks: an accept committing meanwhile is seen, and its session left alone.
         for consultation in db.session.scalars(
-            select(Consultation).where(
-                Consultation.status == REQUESTED, Consultation.requested_at <= cutoff
-            )
+            select(Consultation)
+            .where(Consultation.status == REQUESTED, Consultation.requested_at <= cutoff)
+            .with_for_update(of=Consultation)
         ):
             consultation.status = EXPIRED
             consultation.answered_at = now
@@ -455,20 +456,22 @@ def end_session(
         raise ValueError(f"unknown end reason {reason!r}")
     try:
         with write_transaction():
-            replayed = (
-                idempotency.replay(actor_id, idempotency_key, fingerprint) if actor_id else None
-            )
-            if replayed is not None:
-                return _replayed(consultation_id, replayed)
+            # The row lock comes first: concurrent retries with one key queue behind it and
+            # then find the first one's answer.
             consultation = _locked(consultation_id)
             if consultation is None:
                 raise NotFound(SESSION_NOT_FOUND)
-            if consultation.status == ENDED:
-                return EndOutcome(consultation, already_ended=True)
-            if consultation.status != ACTIVE:
-                raise Conflict(NOT_ACTIVE)
-            outcome = _settle(consultation, reason, at, policy, actor_id, request_id)
             if actor_id:
+                replayed = idempotency.replay(actor_id, idempotency_key, fingerprint)
+                if replayed is not None:
+                    return _replayed(consultation_id, replayed)
+            if consultation.status == ENDED:
+                outcome = EndOutcome(consultation, already_ended=True)
+            elif consultation.status != ACTIVE:
+                raise Conflict(NOT_ACTIVE)
+            else:
+                outcome = _settle(consultation, reason, at, policy, actor_id, request_id)
+            if actor_id:  # a retry with this key replays this answer, whatever happens next
                 idempotency.remember(
                     actor_id,
                     idempotency_key,
@@ -477,12 +480,14 @@ def end_session(
                     at,
                 )
     except (IntegrityError, _LostRace):
-        # Another writer settled it first: the compare-and-set or the unique settlement
-        # constraint stopped this one, and its transaction rolled back whole.
+        # Defence in depth: should a second writer ever get past the lock, the
+        # compare-and-set or the unique settlement constraint stops it, and its
+        # transaction rolls back whole.
         consultation = db.session.get(Consultation, consultation_id, populate_existing=True)
         return EndOutcome(consultation, already_ended=True)
-    for user_ids, event in _end_events(outcome.consultation):
-        hub.publish(user_ids, event)
+    if not outcome.already_ended:
+        for user_ids, event in _end_events(outcome.consultation):
+            hub.publish(user_ids, event)
     return outcome
 
 

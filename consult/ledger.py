@@ -92,6 +92,12 @@ def open_account(kind: str, owner_id: int | None = None) -> Account:
     return account
 
 
+def lock(account: Account) -> Account:
+    """Hold the account's row until the transaction ends (SQLite already holds the database)."""
+    db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
+    return account
+
+
 def wallet_of(user_id: int) -> Account:
     return open_account(USER_WALLET, user_id)
 

@@ -60,12 +60,14 @@ def recharge(
     key = idempotency.check_key(idempotency_key)
     fingerprint = f"recharge:{amount}"
     with write_transaction():
+        # Lock the wallet first: concurrent recharges of one user (one key or not) queue
+        # here, so a retry finds its twin's record instead of crediting again.
+        wallet = ledger.lock(ledger.wallet_of(user_id))
         replayed = idempotency.replay(user_id, key, fingerprint)
         if replayed is not None:
             return RechargeResult(replayed["balancePaise"], replayed=True)
         reference = uuid.uuid4().hex
         payment_id = provider.charge(user_id, amount, reference)
-        wallet = ledger.wallet_of(user_id)
         ledger.post_transfer(
             "recharge",
             [ledger.Move(ledger.open_account(ledger.EXTERNAL_PAYMENTS), wallet, amount)],

@@ -205,6 +205,7 @@ class Listener:
 
     user_id: int
     events: list[Event] = field(default_factory=list)
+    topics: frozenset = frozenset({"presence"})
 
     def deliver(self, event: Event) -> None:
         self.events.append(event)
