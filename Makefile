@@ -28,9 +28,10 @@ static/vendor/.stamp: package.json package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-ws/dist/ws.min.js node_modules/axe-core/axe.min.js static/vendor/
 	touch $@
 
-# Refresh the screenshots the README shows (from the browser flow test).
+# Refresh the screenshots the README shows (the browser flow test), and those of the
+# checklist's states (dashboard, low balance, reconnecting, a 375 px phone, errors).
 screenshots: $(STAMP) static
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser_flow.py -q
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser_flow.py tests/test_browser_checklist.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

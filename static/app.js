@@ -13,7 +13,9 @@
   function rupees(paise) {
     var sign = paise < 0 ? "-" : "";
     paise = Math.abs(paise);
-    return sign + "₹" + Math.floor(paise / 100).toLocaleString("en-IN") + "." + pad(paise % 100);
+    // Same grouping as consult/money.py, so a ticking figure never disagrees with the server's.
+    var whole = String(Math.floor(paise / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return sign + "₹" + whole + "." + pad(paise % 100);
   }
 
   // --- live bill: same integer arithmetic as consult/billing.py
@@ -60,11 +62,24 @@
     if (confirm) {
       var form = document.querySelector(confirm.dataset.confirmEnd);
       confirm.closest("dialog").close();
-      if (form) htmx.trigger(form, "confirmed");
+      if (form) {
+        var panel = form.closest("[data-session]");
+        ending = panel && panel.id;
+        htmx.trigger(form, "confirmed");
+      }
       return;
     }
     var dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) dismiss.closest("[data-toast]").remove();
+  });
+
+  // The End button had focus and is gone with the live bill: put focus on the ended banner,
+  // so keyboard and screen-reader users land on what happened instead of the page's top.
+  var ending = null;
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!ending || (document.activeElement && document.activeElement !== document.body)) return;
+    var banner = document.querySelector("#" + ending + " [data-ended-banner]");
+    if (banner) { banner.focus(); ending = null; }
   });
 
   // --- toasts for failures the page cannot show in place
@@ -87,19 +102,44 @@
     toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.", "error");
   });
 
-  // --- the socket: say when it is down; after a reconnect, re-fetch every live fragment
-  var everOpened = false;
-  document.addEventListener("htmx:wsOpen", function () {
+  // --- the socket: say when it is down; after a reconnect, re-fetch every live fragment.
+  // `current` is the page's live socket: a close event from a socket already replaced
+  // (say, by a reconnect) must not put the "Reconnecting…" banner back up.
+  var current = null, wrapper = null, everOpened = false;
+  var createWebSocket = htmx.createWebSocket;
+  if (createWebSocket) {
+    htmx.createWebSocket = function (url) { current = createWebSocket(url); return current; };
+  }
+  function connection(open) {
     var banner = document.getElementById("connection");
-    if (banner) banner.hidden = true;
-    document.body.dataset.socket = "open";
+    if (banner) banner.hidden = open;
+    document.body.dataset.socket = open ? "open" : "closed";
+  }
+  document.addEventListener("htmx:wsOpen", function (event) {
+    wrapper = event.detail.socketWrapper;
+    connection(true);
     if (everOpened) htmx.trigger(document.body, "resync");
     everOpened = true;
   });
-  document.addEventListener("htmx:wsClose", function () {
-    var banner = document.getElementById("connection");
-    if (banner) banner.hidden = false;
-    document.body.dataset.socket = "closed";
+  document.addEventListener("htmx:wsClose", function (event) {
+    var socket = event.detail.event && event.detail.event.target;
+    if (socket && current && socket !== current) return;
+    connection(false);
+  });
+  // A phone losing signal rarely closes its socket cleanly: when the browser knows it is
+  // offline, say so at once and drop the socket; when it is back, reconnect without waiting
+  // for the extension's back-off (the reconnect re-syncs the page).
+  window.addEventListener("offline", function () {
+    connection(false);
+    if (current && current.readyState <= WebSocket.OPEN) current.close(4000, "offline");
+  });
+  window.addEventListener("online", function () {
+    if (wrapper && (!current || current.readyState !== WebSocket.OPEN)) wrapper.reconnect();
+  });
+  // A conflict (the session ended meanwhile, say) means this page is behind: re-sync it.
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr && event.detail.xhr.status;
+    if (status === 409) htmx.trigger(document.body, "resync");
   });
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.detail.elt;

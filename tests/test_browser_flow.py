@@ -4,12 +4,11 @@ import os
 import re
 
 import pytest
+from browser_helpers import SHOTS, Astrologers, make_user
 from playwright.sync_api import expect
-from support import PASSWORD, create_astrologer, register_user, wait_until
+from support import PASSWORD, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-# `make screenshots` points this at docs/screenshots, the ones the README shows.
-SHOTS = os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
 
 
 def sign_in(context, server, username):
@@ -29,15 +28,21 @@ def socket_open(page):
 
 def test_user_ends_session_and_both_browsers_show_it(browser, server):
     os.makedirs(SHOTS, exist_ok=True)
-    user = register_user(server, 50_000)
-    astrologer = create_astrologer(server, rate=2000)
+    user = make_user(server, 50_000)
+    batch = Astrologers(
+        server, count=1, rate=2000, names="Pandit R. Sharma"
+    )  # the CLI's create-user
+    astrologer = batch.take()
+    batch.close()
     user_page = sign_in(browser.new_context(), server, user.user["username"])
     astro_page = sign_in(browser.new_context(), server, astrologer.user["username"])
     expect(astro_page).to_have_url(re.compile("/dashboard"))
 
     user_page.goto(server.url + "/")
     socket_open(user_page)
-    card = user_page.get_by_role("listitem").filter(has_text=astrologer.user["username"])
+    card = user_page.get_by_role("listitem").filter(
+        has=user_page.get_by_role("heading", name=astrologer.name, exact=True)
+    )
     expect(card.get_by_text("Online")).to_be_visible()
     card.get_by_role("button", name="Chat now").click()
     expect(user_page.get_by_text("Waiting for")).to_be_visible()
@@ -60,7 +65,7 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     user_page.get_by_role("button", name="End Session").click()
     dialog = user_page.get_by_role("dialog")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text(astrologer.user["username"])
+    expect(dialog).to_contain_text(astrologer.name)
     user_page.screenshot(path=f"{SHOTS}/end-confirm-modal.png")
     dialog.get_by_role("button", name="End Session").click()
 

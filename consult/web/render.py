@@ -46,6 +46,7 @@ def _ended(viewer: User, data: dict) -> str:
         return ""
     context = panel_context(viewer, consultation)
     parts = [
+        render_template("sessions/_status.html", oob=True, **context),
         render_template("sessions/_banner.html", oob=True, **context),
         render_template("sessions/_billing.html", oob=True, **context),
         render_template("chat/_compose.html", oob=True, **context),
