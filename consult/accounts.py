@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .db import UTCDateTime, db
+from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Invalid
 
 ROLES = ("user", "astrologer", "admin")
@@ -104,16 +104,15 @@ def create_user(
         speciality=speciality,
         created_at=now,
     )
-    db.session.add(user)
     try:
-        db.session.flush()
-        if role == "user":
-            ledger.open_account(ledger.USER_WALLET, user.id)
-        elif role == "astrologer":
-            ledger.open_account(ledger.ASTROLOGER_EARNINGS, user.id)
-        db.session.commit()
+        with write_transaction():
+            db.session.add(user)
+            db.session.flush()
+            if role == "user":
+                ledger.open_account(ledger.USER_WALLET, user.id)
+            elif role == "astrologer":
+                ledger.open_account(ledger.ASTROLOGER_EARNINGS, user.id)
     except IntegrityError:
-        db.session.rollback()
         raise Conflict("That username is taken") from None
     return user
 
@@ -135,15 +134,16 @@ def _hash(token: str) -> str:
 def issue_token(user: User, *, now: datetime, ttl_seconds: int) -> str:
     """Create a bearer token that survives restarts and expires after `ttl_seconds`."""
     token = secrets.token_urlsafe(32)
-    db.session.add(
-        ApiToken(
-            token_hash=_hash(token),
-            user_id=user.id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl_seconds),
+    user_id = user.id
+    with write_transaction():  # never a read transaction upgraded to a write (SQLite)
+        db.session.add(
+            ApiToken(
+                token_hash=_hash(token),
+                user_id=user_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl_seconds),
+            )
         )
-    )
-    db.session.commit()
     return token
 
 
