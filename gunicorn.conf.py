@@ -4,7 +4,11 @@ import os
 
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 worker_class = "gevent"  # gunicorn patches with gevent before loading the app
-workers = int(os.environ.get("WEB_CONCURRENCY", 1))  # more than one needs REDIS_URL
+workers = int(os.environ.get("WEB_CONCURRENCY", 1))
+if workers > 1 and not os.environ.get("REDIS_URL"):
+    # Without Redis each worker would think itself alone: events would miss the sockets of
+    # other workers, and a booting worker would settle its siblings' live sessions.
+    raise SystemExit("WEB_CONCURRENCY > 1 needs REDIS_URL (see README: more than one machine)")
 worker_connections = 10_000  # HTTP and WebSockets share this cap
 control_socket_disable = True  # gunicorn 27 would otherwise share $HOME/.gunicorn/ between servers
 timeout = 60

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import consultations
 from .clock import utcnow
 from .db import UTCDateTime, db, write_transaction
-from .realtime import Event
+from .realtime import Event, LocalHub
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
@@ -97,15 +97,19 @@ class Scheduler:
     def recover(self) -> list[int]:
         """At start-up, settle what a crash of the whole system left active.
 
-        If no other instance has beaten recently, the system was down: settle now. If one
-        has, it may be alive or may just have crashed; `tick` decides once the heartbeat
-        has had time to go stale: an instance that never beats again after our boot is dead.
+        A lone instance (the in-memory hub: one process by construction) knows any earlier
+        heartbeat was a dead predecessor's, and settles at once. With several instances, if
+        none has beaten recently the system was down: settle now. If one has, it may be
+        alive or may just have crashed; `tick` decides once the heartbeat has had time to
+        go stale: an instance that never beats again after our boot is dead. (Sessions of a
+        whole cluster restarted within that window bill through it; see DESIGN notes.)
         """
         with self.app.app_context():
             self.booted_at = utcnow()
             newest = last_alive(excluding=self.instance_id)
             beat(self.instance_id, self.booted_at)
-            if newest is not None and newest > self.booted_at - self.stale_after:
+            alone = isinstance(self.services.hub, LocalHub)
+            if not alone and newest is not None and newest > self.booted_at - self.stale_after:
                 self._recovery_pending = True
                 return []
             return self._recover(newest or self.booted_at)

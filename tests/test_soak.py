@@ -15,10 +15,7 @@ from support import ROOT
 
 pytestmark = pytest.mark.server
 
-# A reported bug the soak trips over after a crash (a session billed through the seconds
-# before recovery settles it), pinned by the strict-xfail DOWNTIME_BUG tests in
-# tests/test_crashes.py. The soak still counts and prints each one. Drop this once fixed.
-KNOWN = ("--tolerate", "downtime-billing")
+KNOWN = ()  # tolerated known bugs (scripts/soak.py --tolerate): none
 
 
 def soak(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
