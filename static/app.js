@@ -75,12 +75,19 @@
 
   // The End button had focus and is gone with the live bill: put focus on the ended banner,
   // so keyboard and screen-reader users land on what happened instead of the page's top.
+  // The end's own answer and the socket's push race, and each may swap the banner anew,
+  // so keep re-focusing the newest banner for a moment (unless the user moved on).
   var ending = null;
-  document.addEventListener("htmx:afterSettle", function () {
+  function focusEndedBanner() {
     if (!ending || (document.activeElement && document.activeElement !== document.body)) return;
     var banner = document.querySelector("#" + ending + " [data-ended-banner]");
-    if (banner) { banner.focus(); ending = null; }
-  });
+    if (!banner) return;
+    banner.focus();
+    var settled = ending;
+    setTimeout(function () { if (ending === settled) ending = null; }, 3000);
+  }
+  document.addEventListener("htmx:afterSettle", focusEndedBanner);
+  document.addEventListener("htmx:oobAfterSwap", function () { setTimeout(focusEndedBanner, 0); });
 
   // --- toasts for failures the page cannot show in place
   function toast(message, tone) {
