@@ -221,39 +221,28 @@ class Socket:
 
     def wait_for(self, event: str, timeout: float = 10.0, where=lambda data: True) -> dict:
         """Return the next frame named `event` whose data satisfies `where`."""
-        for frame in self.seen:
-            if frame["event"] == event and where(frame["data"]):
-                self.seen.remove(frame)
-                return frame
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {event!r} frame within {timeout}s; saw {self.seen[-5:]}")
-            try:
-                frame = self.frames.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if frame["event"] == event and where(frame["data"]):
-                return frame
-            self.seen.append(frame)
+        return self._next(lambda f: f["event"] == event and where(f["data"]), timeout, event)
 
     def wait_for_any(self, *events: str, timeout: float = 10.0) -> dict:
         """Return the next frame named any of `events` (e.g. a reply or an error)."""
+        return self._next(lambda f: f["event"] in events, timeout, events)
+
+    def _next(self, matches, timeout: float, wanted) -> dict:
+        """The first frame, seen or still to come, that `matches`; others are kept in `seen`."""
         for frame in self.seen:
-            if frame["event"] in events:
+            if matches(frame):
                 self.seen.remove(frame)
                 return frame
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no {events} frame within {timeout}s; saw {self.seen[-5:]}")
+                raise AssertionError(f"no {wanted!r} frame within {timeout}s; saw {self.seen[-5:]}")
             try:
                 frame = self.frames.get(timeout=remaining)
             except queue.Empty:
                 continue
-            if frame["event"] in events:
+            if matches(frame):
                 return frame
             self.seen.append(frame)
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import pytest
+from api_contract import END_FIELDS, SESSION_FIELDS
 from helpers_inprocess import (
     PASSWORD,
     accept_session,
@@ -28,29 +29,6 @@ from consult import accounts, ledger
 from consult.clock import utcnow
 from consult.web.security import login_throttle
 
-SESSION_KEYS = {
-    "id",
-    "userId",
-    "astrologerId",
-    "astrologerName",
-    "status",
-    "ratePaisePerMinute",
-    "requestedAt",
-    "startedAt",
-    "endedAt",
-    "endReason",
-    "durationSeconds",
-    "totalCostPaise",
-}
-END_KEYS = {
-    "sessionId",
-    "reason",
-    "endedAt",
-    "durationSeconds",
-    "totalCostPaise",
-    "balancePaise",
-    "alreadyEnded",
-}
 AUTH_REQUIRED = {"error": "Authentication required"}
 NOT_FOUND = {"error": "Session not found"}
 RATE = 6000  # ₹60 a minute: a rupee a second
@@ -394,7 +372,7 @@ def test_a_user_requests_a_session_and_gets_201_requested(client, alice, guru):
     response = client.post("/api/sessions", json={"astrologerId": guru.id}, headers=alice.auth)
     assert response.status_code == 201
     session = response.get_json()
-    assert session.keys() >= SESSION_KEYS
+    assert session.keys() >= SESSION_FIELDS
     assert session["userId"] == alice.id
     assert session["astrologerId"] == guru.id
     assert session["astrologerName"] == "Guru Dev"
@@ -460,7 +438,7 @@ def test_the_astrologer_accepts_and_billing_starts(client, alice, guru):
     response = client.post(f"/api/sessions/{session_id}/accept", headers=guru.auth)
     assert response.status_code == 200
     session = response.get_json()
-    assert session.keys() >= SESSION_KEYS
+    assert session.keys() >= SESSION_FIELDS
     assert session["status"] == "active"
     assert parse(session["startedAt"]) >= parse(session["requestedAt"])
     assert session["endedAt"] is None
@@ -556,7 +534,7 @@ def test_sessions_are_listed_newest_first_and_filter_by_status(client, alice, gu
     mine = client.get("/api/sessions", headers=alice.auth).get_json()
     assert [s["id"] for s in mine] == [waiting, declined, cancelled]
     assert [s["status"] for s in mine] == ["requested", "declined", "cancelled"]
-    assert all(s.keys() >= SESSION_KEYS for s in mine)
+    assert all(s.keys() >= SESSION_FIELDS for s in mine)
 
     only = client.get("/api/sessions?status=declined", headers=alice.auth).get_json()
     assert [s["id"] for s in only] == [declined]
@@ -604,7 +582,7 @@ def test_parties_and_admins_read_a_session_and_its_messages(client, alice, guru)
         session = client.get(f"/api/sessions/{session_id}", headers=caller.auth)
         assert session.status_code == 200
         assert session.get_json()["id"] == session_id
-        assert session.get_json().keys() >= SESSION_KEYS
+        assert session.get_json().keys() >= SESSION_FIELDS
         messages = client.get(f"/api/sessions/{session_id}/messages", headers=caller.auth)
         assert messages.status_code == 200
         assert [m["text"] for m in messages.get_json()] == ["hello"]
@@ -755,7 +733,7 @@ def test_the_user_ends_and_pays_for_the_whole_seconds_used(client, alice, guru):
     after = utcnow()
     assert response.status_code == 200
     body = response.get_json()
-    assert body.keys() == END_KEYS
+    assert body.keys() == END_FIELDS
     assert before <= parse(body["endedAt"]) <= after  # billing stopped at the request
     session = client.get(f"/api/sessions/{session_id}", headers=alice.auth).get_json()
     seconds = whole_seconds(session["startedAt"], body["endedAt"])
@@ -810,7 +788,7 @@ def test_the_astrologer_ends_with_astrologer_ended_whatever_the_body_says(client
     )
     assert response.status_code == 200
     body = response.get_json()
-    assert body.keys() == END_KEYS
+    assert body.keys() == END_FIELDS
     assert body["reason"] == "astrologer_ended"
     assert body["balancePaise"] is None
     assert body["alreadyEnded"] is False

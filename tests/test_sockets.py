@@ -11,6 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import websocket
+from api_contract import (
+    BILLING_FIELDS,
+    END_FIELDS,
+    ENDED_FIELDS,
+    MESSAGE_FIELDS,
+    SESSION_FIELDS,
+)
 from support import (
     Api,
     AstrologerBatch,
@@ -27,33 +34,6 @@ pytestmark = pytest.mark.server
 RATE = 6100  # paise per minute; not a multiple of 60, so the rounding down shows in every cost
 ASTROLOGERS_NEEDED = 17  # how many tests below take an astrologer from the batch
 KIB_64 = 64 * 1024
-
-SESSION_FIELDS = {
-    "id",
-    "userId",
-    "astrologerId",
-    "astrologerName",
-    "status",
-    "ratePaisePerMinute",
-    "requestedAt",
-    "startedAt",
-    "endedAt",
-    "endReason",
-    "durationSeconds",
-    "totalCostPaise",
-}
-END_FIELDS = {
-    "sessionId",
-    "reason",
-    "endedAt",
-    "durationSeconds",
-    "totalCostPaise",
-    "balancePaise",
-    "alreadyEnded",
-}
-ENDED_FIELDS = {"sessionId", "reason", "timestamp", "durationSeconds", "totalCostPaise"}
-BILLING_FIELDS = {"sessionId", "elapsedSeconds", "costPaise", "balancePaise", "fundedSecondsLeft"}
-MESSAGE_FIELDS = {"sessionId", "id", "senderId", "text", "sentAt"}
 
 
 # ---------------------------------------------------------------- fixtures and helpers
