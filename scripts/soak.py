@@ -48,7 +48,7 @@ SETTINGS = {
 }
 RATES = (3000, 6100, 12_000)  # paise per minute; 6100 is not a multiple of 60
 TERMINAL = ("ended", "declined", "cancelled", "expired")
-# Reported bugs, pinned by strict-xfail tests, that a soak can be told to count and pass.
+# Known problems a soak can be told to count and pass (--tolerate).
 # Billing through a crash downtime: fixed for a lone server (it settles at boot); still
 # possible when a whole Redis cluster restarts inside the ~3 s recovery window (README).
 KNOWN_DOWNTIME_BILLING = "downtime-billing"
