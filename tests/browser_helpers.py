@@ -10,7 +10,7 @@ import threading
 
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from support import PASSWORD, ROOT, Api, Server, unique
+from support import PASSWORD, ROOT, Api, Server, register_user, unique
 
 # `make screenshots` points this at docs/screenshots, the ones the README shows.
 SHOTS = os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
@@ -85,18 +85,8 @@ class Astrologers:
 
 def make_user(server: Server, balance_paise: int = 50_000) -> Api:
     """Sign a user up through the API (a readable username, for the screenshots) and recharge."""
-    username = unique("asha.")
-    r = requests.post(
-        server.url + "/api/auth/register",
-        json={"username": username, "password": PASSWORD},
-        timeout=10,
-    )
-    assert r.status_code == 201, r.text
-    user = Api(server, r.json()["token"], r.json()["user"])
-    user.name = username  # a user's display name is their username
-    if balance_paise:
-        r = user.post("/api/wallet/recharge", {"amountPaise": balance_paise})
-        assert r.status_code == 200, r.text
+    user = register_user(server, balance_paise, prefix="asha.")
+    user.name = user.user["username"]  # a user's display name is their username
     return user
 
 
