@@ -41,13 +41,15 @@ class Astrologers:
     writes to the same SQLite file, the server's token issue (a read, then a write, outside
     BEGIN IMMEDIATE) can fail with "database is locked"."""
 
-    def __init__(self, server: Server, count: int, rate: int = 6000, names="Tara Moon {n}"):
+    def __init__(
+        self, server: Server, count: int, rate: int = 6000, names="Tara Moon {n}", usernames=()
+    ):
         self.server, self.names = server, names
+        usernames = list(usernames) or [unique("astro") for _ in range(count)]
         # stderr to a file: a pipe nobody reads could fill up and stall the process
         self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CREATE, PASSWORD, str(rate), names]
-            + [unique("astro") for _ in range(count)],
+            [sys.executable, "-c", _CREATE, PASSWORD, str(rate), names] + usernames,
             cwd=ROOT,
             env=server.env(),
             stdout=subprocess.PIPE,
@@ -83,9 +85,9 @@ class Astrologers:
         self.errors.close()
 
 
-def make_user(server: Server, balance_paise: int = 50_000) -> Api:
+def make_user(server: Server, balance_paise: int = 50_000, username: str | None = None) -> Api:
     """Sign a user up through the API (a readable username, for the screenshots) and recharge."""
-    user = register_user(server, balance_paise, prefix="asha.")
+    user = register_user(server, balance_paise, prefix="asha.", username=username)
     user.name = user.user["username"]  # a user's display name is their username
     return user
 

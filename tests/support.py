@@ -142,9 +142,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def register_user(server: Server, balance_paise: int = 0, prefix: str = "u") -> Api:
+def register_user(
+    server: Server, balance_paise: int = 0, prefix: str = "u", username: str | None = None
+) -> Api:
     """Sign a new user up through the API and recharge the wallet."""
-    username = unique(prefix)
+    username = username or unique(prefix)
     r = requests.post(
         server.url + "/api/auth/register",
         json={"username": username, "password": PASSWORD},

@@ -293,11 +293,11 @@ def test_02_the_confirmation_shows_the_time_the_amount_spent_and_the_astrologer(
     assert seconds(shown_time) > 0
     dialog.get_by_role("button", name="Continue Session").click()
 
-    # The astrologer's dialog names the user and what they have earned so far.
+    # The astrologer's dialog names the user and what has been billed so far.
     astro = reloaded(active.astro_page, f"{active.server.url}/dashboard")
     astro_dialog = open_dialog(astro, active.astro_panel())
     expect(astro_dialog.get_by_role("definition").first).to_have_text(active.user.name)
-    expect(astro_dialog).to_contain_text("Earned so far")
+    expect(astro_dialog).to_contain_text("Billed so far")
     astro_dialog.get_by_role("button", name="Continue Session").click()
     expect(astro.get_by_role("dialog")).to_have_count(0)
 
@@ -400,7 +400,7 @@ def test_08_the_chat_is_read_only_for_both_and_the_server_refuses_a_message(ende
 def test_09_no_bill_is_shown_for_an_ended_session_and_the_history_stays(ended):
     for panel in (ended.user_panel(), ended.astro_panel()):
         expect(bill(panel)).to_have_count(0)
-        expect(panel.get_by_text(re.compile("Spent so far|Earned so far|Time left"))).to_have_count(
+        expect(panel.get_by_text(re.compile("Spent so far|Billed so far|Time left"))).to_have_count(
             0
         )
         log = panel.get_by_role("log")

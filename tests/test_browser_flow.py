@@ -28,10 +28,11 @@ def socket_open(page):
 
 def test_user_ends_session_and_both_browsers_show_it(browser, server):
     os.makedirs(SHOTS, exist_ok=True)
-    user = make_user(server, 50_000)
-    batch = Astrologers(
-        server, count=1, rate=2000, names="Pandit R. Sharma"
-    )  # the CLI's create-user
+    # Readable names: this test's screenshots are the README's (its module's server is its own).
+    user = make_user(server, 50_000, username="asha")
+    batch = Astrologers(  # the CLI's create-user
+        server, count=1, rate=2000, names="Pandit R. Sharma", usernames=["pandit.sharma"]
+    )
     astrologer = batch.take()
     batch.close()
     user_page = sign_in(browser.new_context(), server, user.user["username"])

@@ -262,7 +262,7 @@ def test_the_astrologer_s_end_confirmation_names_the_user(open_browser, alice, g
     session_id = started_ago(alice, guru, 60)
     client, _ = open_browser(guru)
     html = text_of(client.get(f"/sessions/{session_id}/end/confirm", headers=HX))
-    assert "<dialog" in html and "alice" in html and "Earned so far" in html
+    assert "<dialog" in html and "alice" in html and "Billed so far" in html
 
 
 def test_the_end_confirmation_is_refused_unless_the_session_is_active(open_browser, alice, guru):

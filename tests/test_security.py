@@ -645,6 +645,36 @@ def test_ending_is_never_rate_limited_under_a_burst_on_the_real_server(server):
     assert_books_balance(server)
 
 
+def _chunked(body: bytes):
+    """A generator body: requests sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), 4096):
+        yield body[start : start + 4096]
+
+
+def test_a_chunked_body_over_64_kib_answers_413_on_the_real_server(server):
+    # Only a real server decodes chunked bodies; Werkzeug alone cuts them off at the limit.
+    user = register_user(server)
+
+    def recharge(size):
+        body = b'{"amountPaise": 100, "pad": "'
+        body += b"x" * (size - len(body) - 2) + b'"}'
+        assert len(body) == size
+        return user.post(
+            "/api/wallet/recharge",
+            data=_chunked(body),
+            headers={"Content-Type": "application/json"},
+        )
+
+    over = recharge(64 * 1024 + 1)
+    assert (over.status_code, over.json()) == (
+        413,
+        {"error": "Request body too large (64 KiB at most)"},
+    )
+    assert user.get("/api/wallet").json()["balancePaise"] == 0
+    exactly = recharge(64 * 1024)
+    assert (exactly.status_code, exactly.json()) == (200, {"balancePaise": 100})
+
+
 # ---------------------------------------------------------------- handshakes
 
 
