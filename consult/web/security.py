@@ -41,9 +41,8 @@ def init_app(app: Flask) -> None:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             abort(413)  # every route, even one that never reads its body
-        if request.content_length is None and "chunked" in request.headers.get(
-            "Transfer-Encoding", ""
-        ):
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if request.content_length is None and chunked:
             _limit_chunked_body(limit)
         token = bearer_token()
         if token is not None:
