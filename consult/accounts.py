@@ -3,6 +3,7 @@
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_login import UserMixin
@@ -48,6 +49,22 @@ class User(UserMixin, db.Model):
 
     def public(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a long-lived connection acts for: a user's id and role, kept without a session."""
+
+    id: int
+    role: str
+
+    @property
+    def is_astrologer(self) -> bool:
+        return self.role == "astrologer"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 class ApiToken(db.Model):
@@ -109,9 +126,9 @@ def create_user(
             db.session.add(user)
             db.session.flush()
             if role == "user":
-                ledger.open_account(ledger.USER_WALLET, user.id)
+                ledger.account_id(ledger.USER_WALLET, user.id)
             elif role == "astrologer":
-                ledger.open_account(ledger.ASTROLOGER_EARNINGS, user.id)
+                ledger.account_id(ledger.ASTROLOGER_EARNINGS, user.id)
     except IntegrityError:
         raise Conflict("That username is taken") from None
     return user

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, event, select
+from sqlalchemy import ForeignKey, String, event, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
@@ -39,9 +39,9 @@ def record(
     request_id: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Append an event in the caller's transaction."""
-    db.session.add(
-        SessionEvent(
+    """Append an event in the caller's transaction (one INSERT, no unit-of-work flush)."""
+    db.session.execute(
+        insert(SessionEvent.__table__).values(
             consultation_id=consultation_id,
             kind=kind,
             actor_id=actor_id,

@@ -2,11 +2,10 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import consultations
-from .accounts import User
 from .clock import iso
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Invalid, NotFound
@@ -49,28 +48,35 @@ def history(consultation_id: int) -> list[Message]:
     )
 
 
-def post_message(sender: User, consultation_id, text, *, at: datetime, hub: Hub) -> Message:
-    """Post a message to a consultation the sender is a party of, while it is active."""
-    consultation = consultations.get_for_party(consultation_id, sender)
-    if consultation.party_role(sender.id) is None:
+def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Message:
+    """Post a message to a consultation the sender is a party of, while it is active.
+
+    `sender` is anything with the user's `id`. Two statements: the consultation's parties
+    and status, and the insert.
+    """
+    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
         raise NotFound(consultations.SESSION_NOT_FOUND)
-    text = check_text(text)
+    table = consultations.Consultation.__table__
     with write_transaction():
-        status = db.session.scalar(
-            select(consultations.Consultation.status).where(
-                consultations.Consultation.id == consultation.id
+        row = db.session.execute(
+            select(table.c.user_id, table.c.astrologer_id, table.c.status).where(
+                table.c.id == consultation_id
             )
-        )
-        if status == consultations.REQUESTED:
+        ).one_or_none()
+        if row is None or sender.id not in (row.user_id, row.astrologer_id):
+            raise NotFound(consultations.SESSION_NOT_FOUND)
+        text = check_text(text)
+        if row.status == consultations.REQUESTED:
             raise Conflict(consultations.NOT_ACTIVE)
-        if status != consultations.ACTIVE:
+        if row.status != consultations.ACTIVE:
             raise Conflict("Session has ended")
-        message = Message(
-            consultation_id=consultation.id, sender_id=sender.id, text=text, sent_at=at
-        )
-        db.session.add(message)
+        values = dict(consultation_id=consultation_id, sender_id=sender.id, text=text, sent_at=at)
+        message_id = db.session.execute(
+            insert(Message.__table__).values(**values)
+        ).inserted_primary_key[0]
+    message = Message(id=message_id, **values)
     hub.publish(
-        (consultation.user_id, consultation.astrologer_id),
-        Event("chat:message", {"sessionId": consultation.id, **message.to_api()}),
+        (row.user_id, row.astrologer_id),
+        Event("chat:message", {"sessionId": consultation_id, **message.to_api()}),
     )
     return message

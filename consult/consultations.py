@@ -7,10 +7,20 @@ from active to ended, the cost from timestamps, the ledger transfer and the audi
 Events are published only after that transaction commits.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, or_, select, text, update
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -66,6 +76,11 @@ class Consultation(db.Model):
             name="status",
         ),
         CheckConstraint("rate_paise_per_minute > 0", name="positive_rate"),
+        # The scheduler's due times: "active and due by now" is one range of each index.
+        *(
+            Index(f"ix_consultations_status_{column}", "status", column)
+            for column in ("funded_until", "user_left_at", "astrologer_left_at")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,18 +102,22 @@ class Consultation(db.Model):
     paused_micros: Mapped[int] = mapped_column(default=0)
     user_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     astrologer_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the balance runs out, as of the last change of funds or pauses: the scheduler
+    # finds due sessions by it. A hint that can only be early (funds only grow while a
+    # session is live), so the scheduler checks the ledger before ending.
+    funded_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warned_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # funded_until warned of
 
     user = relationship(User, foreign_keys=[user_id], lazy="joined")
     astrologer = relationship(User, foreign_keys=[astrologer_id], lazy="joined")
 
     @property
     def paused(self) -> timedelta:
-        return timedelta(microseconds=self.paused_micros)
+        return _paused(self)
 
     @property
     def paused_since(self) -> datetime | None:
-        marks = [m for m in (self.user_left_at, self.astrologer_left_at) if m is not None]
-        return min(marks) if marks else None
+        return _paused_since(self)
 
     def party_role(self, user_id: int) -> str | None:
         if user_id == self.user_id:
@@ -136,6 +155,7 @@ class Meter:
     funded_seconds_left: int
     paused: bool
     rate_paise_per_minute: int
+    user_id: int  # whose wallet: only they see the balance
 
     @property
     def balance_paise(self) -> int:
@@ -154,9 +174,38 @@ class Meter:
         }
 
 
+def _paused(c) -> timedelta:
+    """Completed pauses of a consultation (an ORM object or a row with its columns)."""
+    return timedelta(microseconds=c.paused_micros)
+
+
+def _paused_since(c) -> datetime | None:
+    """When the pause in progress began: the earlier party to leave; None when both are here."""
+    marks = [m for m in (c.user_left_at, c.astrologer_left_at) if m is not None]
+    return min(marks) if marks else None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The settled figures of an ended consultation: what an end answers and announces."""
+
+    id: int
+    user_id: int
+    astrologer_id: int
+    end_reason: str
+    ended_at: datetime
+    billed_seconds: int
+    total_cost_paise: int
+    balance_after_paise: int | None
+
+    @classmethod
+    def of(cls, row) -> "Ended":
+        return cls(*(getattr(row, f.name) for f in fields(cls)))
+
+
 @dataclass(frozen=True)
 class EndOutcome:
-    consultation: Consultation
+    consultation: Ended
     already_ended: bool
 
     def to_api(self, for_user: bool) -> dict:
@@ -250,33 +299,46 @@ def meter(consultation: Consultation, at: datetime, wallet_paise: int | None = N
         wallet_paise = wallet_balance(consultation.user_id)
     rate = consultation.rate_paise_per_minute
     stop = _billing_stop(consultation, at, wallet_paise)
-    elapsed = billing.billable_seconds(consultation.started_at, stop, consultation.paused)
+    elapsed = billing.billable_seconds(consultation.started_at, stop, _paused(consultation))
     return Meter(
         session_id=consultation.id,
         elapsed_seconds=elapsed,
         cost_paise=billing.cost_paise(elapsed, rate),
         wallet_paise=wallet_paise,
         funded_seconds_left=max(0, billing.funded_seconds(wallet_paise, rate) - elapsed),
-        paused=consultation.paused_since is not None,
+        paused=_paused_since(consultation) is not None,
         rate_paise_per_minute=rate,
+        user_id=consultation.user_id,
     )
 
 
-def _funded_until(consultation: Consultation, wallet_paise: int) -> datetime:
-    return billing.funded_until(
-        consultation.started_at,
-        consultation.paused,
-        wallet_paise,
-        consultation.rate_paise_per_minute,
-    )
+def bill_for(viewer, consultation_id, *, at: datetime) -> Meter:
+    """The live bill of the given active consultation, or of the viewer's active one."""
+    if consultation_id in (None, ""):
+        consultation = active_for(viewer)
+        if consultation is None:
+            raise NotFound("No active session found")
+        return meter(consultation, at)
+    try:
+        consultation = get_for_party(int(consultation_id), viewer)
+    except (TypeError, ValueError):
+        raise NotFound(SESSION_NOT_FOUND) from None
+    if consultation.status != ACTIVE:
+        raise NotFound("No active session found")
+    return meter(consultation, at)
 
 
-def _billing_stop(consultation: Consultation, at: datetime, wallet_paise: int) -> datetime:
+def _funded_until(c, wallet_paise: int) -> datetime:
+    """When the wallet runs out for this consultation (an ORM object or a row)."""
+    return billing.funded_until(c.started_at, _paused(c), wallet_paise, c.rate_paise_per_minute)
+
+
+def _billing_stop(c, at: datetime, wallet_paise: int) -> datetime:
     """When billing stops if the consultation ends at `at`: never past a pause or the funds."""
-    bounds = [at, _funded_until(consultation, wallet_paise)]
-    if consultation.paused_since is not None:
-        bounds.append(consultation.paused_since)
-    return max(consultation.started_at, min(bounds))
+    bounds = [at, _funded_until(c, wallet_paise)]
+    if (since := _paused_since(c)) is not None:
+        bounds.append(since)
+    return max(c.started_at, min(bounds))
 
 
 # ---------------------------------------------------------------- before billing
@@ -287,6 +349,22 @@ def _locked(consultation_id: int) -> Consultation | None:
     return db.session.get(
         Consultation, consultation_id, with_for_update={"of": Consultation}, populate_existing=True
     )
+
+
+_table = Consultation.__table__
+_users = User.__table__
+
+
+def _row(consultation_id: int, *, for_update: bool = False):
+    """One consultation as a plain row, with its astrologer's name: the lean paths' read."""
+    query = (
+        select(_table, _users.c.display_name.label("astrologer_name"))
+        .join_from(_table, _users, _users.c.id == _table.c.astrologer_id)
+        .where(_table.c.id == consultation_id)
+    )
+    if for_update:
+        query = query.with_for_update(of=_table)
+    return db.session.execute(query).one_or_none()
 
 
 def _parties(consultation: Consultation) -> tuple[int, int]:
@@ -371,6 +449,9 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
         # billing is paused and the disconnect grace runs, so nobody pays for an empty room.
         if hub.gone_since(consultation.user_id) is not None:
             consultation.user_left_at = at
+        consultation.funded_until = _funded_until(
+            consultation, wallet_balance(consultation.user_id)
+        )
 
     return _answer(
         astrologer,
@@ -437,11 +518,12 @@ def expire_stale(*, now: datetime, hub: Hub, policy: Policy) -> list[int]:
 def end_session(
     consultation_id: int,
     *,
-    reason: str,
+    reason: str | None,
     at: datetime,
     hub: Hub,
     policy: Policy,
     actor_id: int | None = None,
+    as_party: bool = False,
     request_id: str | None = None,
     idempotency_key: str | None = None,
     fingerprint: str = "",
@@ -451,65 +533,98 @@ def end_session(
     Billing stops at `at`, or earlier where the funds ran out or a party went away.
     A consultation already ended is not charged again: the settled figures come back
     with `already_ended`. Both parties hear `consult:ended` only from the call that won.
+    With `as_party`, the actor must be one of its parties (anyone else finds nothing) and
+    the reason follows from their side.
     """
-    if reason not in END_REASONS:
+    if not as_party and reason not in END_REASONS:
         raise ValueError(f"unknown end reason {reason!r}")
     try:
         with write_transaction():
             # The row lock comes first: concurrent retries with one key queue behind it and
             # then find the first one's answer.
-            consultation = _locked(consultation_id)
-            if consultation is None:
+            row = _locked_row(consultation_id)
+            if row is None:
                 raise NotFound(SESSION_NOT_FOUND)
+            if as_party:
+                reason = _reason_of_party(row, actor_id)
             if actor_id:
                 replayed = idempotency.replay(actor_id, idempotency_key, fingerprint)
                 if replayed is not None:
-                    return _replayed(consultation_id, replayed)
-            if consultation.status == ENDED:
-                outcome = EndOutcome(consultation, already_ended=True)
-            elif consultation.status != ACTIVE:
+                    return _replayed(replayed)
+            if row.status == ENDED:
+                outcome = EndOutcome(Ended.of(row), already_ended=True)
+            elif row.status != ACTIVE:
                 raise Conflict(NOT_ACTIVE)
             else:
-                outcome = _settle(consultation, reason, at, policy, actor_id, request_id)
+                outcome = _settle(row, reason, at, policy, actor_id, request_id)
             if actor_id:  # a retry with this key replays this answer, whatever happens next
                 idempotency.remember(
                     actor_id,
                     idempotency_key,
                     fingerprint,
-                    outcome.to_api(for_user=actor_id == consultation.user_id),
+                    outcome.to_api(for_user=actor_id == row.user_id),
                     at,
                 )
     except (IntegrityError, _LostRace):
         # Defence in depth: should a second writer ever get past the lock, the
         # compare-and-set or the unique settlement constraint stops it, and its
         # transaction rolls back whole.
-        consultation = db.session.get(Consultation, consultation_id, populate_existing=True)
-        return EndOutcome(consultation, already_ended=True)
+        return EndOutcome(Ended.of(_row(consultation_id)), already_ended=True)
     if not outcome.already_ended:
         for user_ids, event in _end_events(outcome.consultation):
             hub.publish(user_ids, event)
     return outcome
 
 
-def _replayed(consultation_id: int, answer: dict) -> EndOutcome:
-    consultation = db.session.get(Consultation, answer["sessionId"])
-    return EndOutcome(consultation, already_ended=answer["alreadyEnded"])
+def _locked_row(consultation_id: int):
+    return _row(consultation_id, for_update=True)
+
+
+def _reason_of_party(row, actor_id) -> str:
+    """The user ends with `user_requested`, the astrologer with `astrologer_ended`."""
+    if actor_id == row.user_id:
+        return USER_REQUESTED
+    if actor_id == row.astrologer_id:
+        return ASTROLOGER_ENDED
+    raise NotFound(SESSION_NOT_FOUND)  # an admin is not a party
+
+
+def _replayed(answer: dict) -> EndOutcome:
+    return EndOutcome(Ended.of(_row(answer["sessionId"])), already_ended=answer["alreadyEnded"])
 
 
 class _LostRace(Exception):
     """The compare-and-set from active to ended found the consultation no longer active."""
 
 
-def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcome:
-    """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction."""
-    wallet = ledger.wallet_of(consultation.user_id)
-    wallet_paise = ledger.balance(wallet)
-    stop = _billing_stop(consultation, at, wallet_paise)
-    seconds = billing.billable_seconds(consultation.started_at, stop, consultation.paused)
-    cost = billing.cost_paise(seconds, consultation.rate_paise_per_minute)
+def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
+    """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
+
+    Seven statements: the locked row (read by the caller), the locked wallet, the
+    compare-and-set, the transfer, its entries, the balances, the audit record.
+    """
+    wallet = ledger.account_id(ledger.USER_WALLET, row.user_id)
+    # Locked: nothing moves the wallet between this read and the settlement's commit, so
+    # the balance after is this one less the cost.
+    wallet_paise = db.session.scalar(
+        select(ledger.Account.balance_paise).where(ledger.Account.id == wallet).with_for_update()
+    )
+    stop = _billing_stop(row, at, wallet_paise)
+    seconds = billing.billable_seconds(row.started_at, stop, _paused(row))
+    cost = billing.cost_paise(seconds, row.rate_paise_per_minute)
+    ended = Ended(
+        id=row.id,
+        user_id=row.user_id,
+        astrologer_id=row.astrologer_id,
+        end_reason=reason,
+        ended_at=stop,
+        billed_seconds=seconds,
+        total_cost_paise=cost,
+        balance_after_paise=wallet_paise - cost,
+    )
     won = db.session.execute(
         update(Consultation)
-        .where(Consultation.id == consultation.id, Consultation.status == ACTIVE)
+        .where(Consultation.id == row.id, Consultation.status == ACTIVE)
         .values(
             status=ENDED,
             ended_at=stop,
@@ -517,6 +632,8 @@ def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcom
             ended_by_id=actor_id,
             billed_seconds=seconds,
             total_cost_paise=cost,
+            balance_after_paise=ended.balance_after_paise,
+            funded_until=None,
         )
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -526,17 +643,19 @@ def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcom
     ledger.post_transfer(
         "settlement",
         [
-            ledger.Move(wallet, ledger.earnings_of(consultation.astrologer_id), cost - commission),
-            ledger.Move(wallet, ledger.open_account(ledger.PLATFORM_REVENUE), commission),
+            ledger.Move(
+                wallet,
+                ledger.account_id(ledger.ASTROLOGER_EARNINGS, row.astrologer_id),
+                cost - commission,
+            ),
+            ledger.Move(wallet, ledger.account_id(ledger.PLATFORM_REVENUE), commission),
         ],
         at=at,
-        memo=f"Consultation #{consultation.id} with {consultation.astrologer.display_name}",
-        consultation_id=consultation.id,
+        memo=f"Consultation #{row.id} with {row.astrologer_name}",
+        consultation_id=row.id,
     )
-    # Read after the transfer: a recharge that committed meanwhile is part of "after".
-    consultation.balance_after_paise = ledger.balance(wallet)
     audit.record(
-        consultation.id,
+        row.id,
         "ended",
         at=at,
         actor_id=actor_id,
@@ -545,34 +664,33 @@ def _settle(consultation, reason, at, policy, actor_id, request_id) -> EndOutcom
         request_id=request_id,
         detail=f"billed {seconds}s, stopped at {iso(stop)}",
     )
-    db.session.flush()
-    db.session.refresh(consultation)
-    return EndOutcome(consultation, already_ended=False)
+    return EndOutcome(ended, already_ended=False)
 
 
-def _end_events(consultation: Consultation) -> list[tuple[tuple[int, ...], Event]]:
-    ended = Event(
-        "consult:ended",
-        {
-            "sessionId": consultation.id,
-            "reason": consultation.end_reason,
-            "timestamp": iso(consultation.ended_at),
-            "durationSeconds": consultation.billed_seconds,
-            "totalCostPaise": consultation.total_cost_paise,
-        },
-    )
-    events = [(_parties(consultation), ended)]
-    if consultation.end_reason == USER_REQUESTED:
+def _end_events(ended: Ended) -> list[tuple[tuple[int, ...], Event]]:
+    parties = (ended.user_id, ended.astrologer_id)
+    events = [
+        (
+            parties,
+            Event(
+                "consult:ended",
+                {
+                    "sessionId": ended.id,
+                    "reason": ended.end_reason,
+                    "timestamp": iso(ended.ended_at),
+                    "durationSeconds": ended.billed_seconds,
+                    "totalCostPaise": ended.total_cost_paise,
+                },
+            ),
+        )
+    ]
+    if ended.end_reason == USER_REQUESTED:
         events.append(
             (
-                (consultation.astrologer_id,),
+                (ended.astrologer_id,),
                 Event(
                     "session:ended-by-user",
-                    {
-                        "sessionId": consultation.id,
-                        "userId": consultation.user_id,
-                        "reason": USER_REQUESTED,
-                    },
+                    {"sessionId": ended.id, "userId": ended.user_id, "reason": USER_REQUESTED},
                 ),
             )
         )
@@ -580,7 +698,7 @@ def _end_events(consultation: Consultation) -> list[tuple[tuple[int, ...], Event
 
 
 def end_by_party(
-    caller: User,
+    caller,
     consultation_id,
     *,
     at: datetime,
@@ -593,14 +711,14 @@ def end_by_party(
     """A party ends: the user with `user_requested`, the astrologer with `astrologer_ended`.
 
     The reason follows from who asks; a client cannot choose one it is not entitled to.
+    `caller` is anything with the user's `id` (a User, or a socket's cached identity).
     """
-    consultation = get_for_party(consultation_id, caller)
-    role = consultation.party_role(caller.id)
-    if role is None:  # an admin is not a party
+    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
         raise NotFound(SESSION_NOT_FOUND)
     return end_session(
-        consultation.id,
-        reason=USER_REQUESTED if role == "user" else ASTROLOGER_ENDED,
+        consultation_id,
+        reason=None,
+        as_party=True,
         at=at,
         hub=hub,
         policy=policy,
@@ -608,6 +726,53 @@ def end_by_party(
         request_id=request_id,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
+    )
+
+
+def end_for_caller(
+    caller,
+    consultation_id=None,
+    *,
+    at: datetime,
+    hub: Hub,
+    policy: Policy,
+    request_id=None,
+    idempotency_key=None,
+    fingerprint="",
+) -> EndOutcome | dict:
+    """End the given session, or the caller's active one: what every End button and frame does.
+
+    Without an id and with no active session, a retry of an end that already happened
+    replays its answer (a dict), and anything else is NotFound.
+    """
+    key = idempotency.check_key(idempotency_key)
+    if consultation_id is None:
+        consultation_id = active_id_for(caller)
+        if consultation_id is None:
+            replay = idempotency.replay(caller.id, key, fingerprint)
+            if replay is not None:
+                return replay
+            raise NotFound("No active session found to end")
+    return end_by_party(
+        caller,
+        consultation_id,
+        at=at,
+        hub=hub,
+        policy=policy,
+        request_id=request_id,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )
+
+
+def active_id_for(caller) -> int | None:
+    """The id of the caller's active consultation (an astrologer's latest accepted)."""
+    column = _table.c.astrologer_id if caller.role == "astrologer" else _table.c.user_id
+    return db.session.scalar(
+        select(_table.c.id)
+        .where(column == caller.id, _table.c.status == ACTIVE)
+        .order_by(_table.c.started_at.desc(), _table.c.id.desc())
+        .limit(1)
     )
 
 
@@ -641,6 +806,10 @@ def party_returned(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
             if consultation.paused_since is None:
                 gap = at - since
                 consultation.paused_micros += max(0, gap // timedelta(microseconds=1))
+                # The pause moved the funded end out by its length.
+                consultation.funded_until = _funded_until(
+                    consultation, wallet_balance(consultation.user_id)
+                )
             audit.record(consultation.id, "resumed", at=at, actor_id=user_id, detail=column)
             resumed.append(consultation)
     _publish_billing(resumed, hub)
@@ -651,20 +820,32 @@ def reconcile_presence(*, hub: Hub) -> list[int]:
     """Pause sessions whose party vanished without a goodbye (say, with a crashed instance).
 
     Detaching a socket pauses billing at once; this catches the sockets nobody detached.
+    It reads only the parties of sessions not yet paused, and asks the hub about them all
+    in one go.
     """
+    present = db.session.execute(
+        select(_table.c.id, _table.c.user_id, _table.c.astrologer_id).where(
+            _table.c.status == ACTIVE,
+            or_(_table.c.user_left_at.is_(None), _table.c.astrologer_left_at.is_(None)),
+        )
+    ).all()
+    gone = hub.gone_among({p for r in present for p in (r.user_id, r.astrologer_id)})
+    suspects = [r.id for r in present if r.user_id in gone or r.astrologer_id in gone]
+    if not suspects:
+        db.session.rollback()
+        return []
     paused = []
     with write_transaction():
-        active = db.session.scalars(
+        for consultation in db.session.scalars(
             select(Consultation)
-            .where(Consultation.status == ACTIVE)
+            .where(Consultation.id.in_(suspects), Consultation.status == ACTIVE)
             .with_for_update(of=Consultation)
-        )
-        for consultation in active:
+        ):
             for party, column in (
                 (consultation.user_id, "user_left_at"),
                 (consultation.astrologer_id, "astrologer_left_at"),
             ):
-                since = hub.gone_since(party)
+                since = gone.get(party)
                 if getattr(consultation, column) is None and since is not None:
                     at = max(since, consultation.started_at)
                     setattr(consultation, column, at)
@@ -694,40 +875,128 @@ def _publish_billing(consultations: list[Consultation], hub: Hub) -> None:
         )
 
 
+def refresh_funded_until(user_id: int) -> None:
+    """Bring the due time of the user's active consultation up to date with their wallet."""
+    with write_transaction():
+        row = db.session.execute(
+            select(_table)
+            .where(_table.c.user_id == user_id, _table.c.status == ACTIVE)
+            .with_for_update(of=_table)
+        ).one_or_none()
+        if row is not None:
+            _set_funded_until(row, wallet_balance(user_id))
+
+
+def _set_funded_until(row, wallet_paise: int) -> datetime:
+    funded = _funded_until(row, wallet_paise)
+    if funded != row.funded_until:
+        db.session.execute(update(_table).where(_table.c.id == row.id).values(funded_until=funded))
+    return funded
+
+
+def rebuild_due_times() -> int:
+    """Fill in the due time of every active consultation without one (say, after an upgrade)."""
+    with write_transaction():
+        rows = db.session.execute(
+            select(_table).where(_table.c.status == ACTIVE, _table.c.funded_until.is_(None))
+        ).all()
+        for row in rows:
+            _set_funded_until(row, wallet_balance(row.user_id))
+    return len(rows)
+
+
+_DUE_COLUMNS = (
+    _table.c.id,
+    _table.c.user_id,
+    _table.c.started_at,
+    _table.c.paused_micros,
+    _table.c.rate_paise_per_minute,
+    _table.c.funded_until,
+    _table.c.user_left_at,
+    _table.c.astrologer_left_at,
+)
+
+
+def _due_query(now: datetime, cutoff: datetime):
+    """One range of each (status, due time) index: a union, which every planner serves by index."""
+    active = _table.c.status == ACTIVE
+    return union_all(
+        select(*_DUE_COLUMNS).where(active, _table.c.funded_until <= now),
+        select(*_DUE_COLUMNS).where(active, _table.c.user_left_at <= cutoff),
+        select(*_DUE_COLUMNS).where(active, _table.c.astrologer_left_at <= cutoff),
+    )
+
+
 def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
-    """Active consultations that must end now, with the reason: funds out or a party gone."""
+    """Active consultations that must end now, with the reason: funds out or a party gone.
+
+    Found through the partial indexes on the due times, so a tick costs what is due, not
+    what is live. A funded end is checked against the ledger first (the stored time can
+    be early, never late); one that is not due after all gets its time corrected.
+    """
     grace = timedelta(seconds=policy.disconnect_grace_seconds)
-    due = []
-    for consultation in db.session.scalars(
-        select(Consultation).where(Consultation.status == ACTIVE)
-    ):
-        funded = _funded_until(consultation, wallet_balance(consultation.user_id))
+    cutoff = now - grace
+    rows = db.session.execute(_due_query(now, cutoff)).all()
+    due, stale = [], []
+    for row in {row.id: row for row in rows}.values():  # one due twice (funds and grace)
         candidates = []
-        if consultation.paused_since is None or funded <= consultation.paused_since:
-            candidates.append((funded, INSUFFICIENT_BALANCE))
-        if consultation.user_left_at is not None:
-            candidates.append((consultation.user_left_at + grace, USER_DISCONNECTED))
-        if consultation.astrologer_left_at is not None:
-            candidates.append((consultation.astrologer_left_at + grace, ASTROLOGER_DISCONNECTED))
+        since = _paused_since(row)
+        if row.funded_until is not None and (since is None or row.funded_until <= since):
+            candidates.append((row.funded_until, INSUFFICIENT_BALANCE))
+        if row.user_left_at is not None:
+            candidates.append((row.user_left_at + grace, USER_DISCONNECTED))
+        if row.astrologer_left_at is not None:
+            candidates.append((row.astrologer_left_at + grace, ASTROLOGER_DISCONNECTED))
         when, reason = min(candidates)
-        if when <= now:
-            due.append((consultation.id, reason))
+        if when > now:
+            continue
+        if reason == INSUFFICIENT_BALANCE:
+            funded = _funded_until(row, wallet_balance(row.user_id))
+            if funded > now:
+                stale.append(row)
+                continue
+        due.append((row.id, reason))
+    if stale:
+        with write_transaction():
+            for row in stale:
+                _set_funded_until(row, wallet_balance(row.user_id))
     return due
 
 
 def low_balance(*, now: datetime, policy: Policy) -> list[tuple[Consultation, Meter]]:
-    """Running consultations whose funds last less than the warning time."""
+    """Running consultations whose funds last less than the warning time, not yet warned.
+
+    Found through the funded-end index; `mark_warned` records the warning, and a recharge
+    (which moves the funded end) re-arms it.
+    """
+    window = now + timedelta(seconds=policy.low_balance_warning_seconds + 1)
     result = []
     for consultation in db.session.scalars(
-        select(Consultation).where(Consultation.status == ACTIVE)
+        select(Consultation).where(
+            Consultation.status == ACTIVE,
+            Consultation.funded_until <= window,
+            Consultation.user_left_at.is_(None),
+            Consultation.astrologer_left_at.is_(None),
+            or_(
+                Consultation.warned_for.is_(None),
+                Consultation.warned_for != Consultation.funded_until,
+            ),
+        )
     ):
         reading = meter(consultation, now)
-        if (
-            not reading.paused
-            and 0 < reading.funded_seconds_left <= policy.low_balance_warning_seconds
-        ):
+        if 0 < reading.funded_seconds_left <= policy.low_balance_warning_seconds:
             result.append((consultation, reading))
     return result
+
+
+def mark_warned(consultation_ids: list[int]) -> None:
+    """Remember that these consultations were warned of their current funded end."""
+    with write_transaction():
+        db.session.execute(
+            update(_table)
+            .where(_table.c.id.in_(consultation_ids))
+            .values(warned_for=_table.c.funded_until)
+        )
 
 
 def recover_after_crash(

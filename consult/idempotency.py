@@ -7,7 +7,7 @@ never leave an effect without its record (a retry would repeat it) or the revers
 import json
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
@@ -56,8 +56,8 @@ def replay(user_id: int, key: str | None, fingerprint: str) -> dict | None:
 def remember(user_id: int, key: str | None, fingerprint: str, response: dict, at: datetime):
     """Store the answer in the caller's transaction."""
     if key is not None:
-        db.session.add(
-            IdempotencyRecord(
+        db.session.execute(
+            insert(IdempotencyRecord.__table__).values(
                 user_id=user_id,
                 key=key,
                 fingerprint=fingerprint,

@@ -6,6 +6,7 @@ as the entries, with an atomic UPDATE, so concurrent transfers cannot lose an up
 user wallet cannot go below zero (the UPDATE's guard, and a CHECK constraint behind it).
 """
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,11 +16,14 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     case,
+    event,
     func,
+    insert,
+    or_,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import UTCDateTime, db
 from .errors import PaymentRequired
@@ -74,10 +78,13 @@ class Entry(db.Model):
 
 @dataclass(frozen=True)
 class Move:
-    """`amount_paise` leaves `source` (debited) and arrives in `target` (credited)."""
+    """`amount_paise` leaves account `source` (debited) and arrives in account `target` (credited).
 
-    source: Account
-    target: Account
+    Accounts are named by id: `account_id` finds them, once per process.
+    """
+
+    source: int
+    target: int
     amount_paise: int
 
 
@@ -92,10 +99,40 @@ def open_account(kind: str, owner_id: int | None = None) -> Account:
     return account
 
 
-def lock(account: Account) -> Account:
+# An account's id never changes: the hot paths (an end, a chat, a recharge) look each one up
+# once per process and database. Only committed accounts are remembered, so a rolled-back
+# creation can never leave a dangling id behind.
+_known_ids: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def account_id(kind: str, owner_id: int | None = None) -> int:
+    """The id of the account of this kind and owner, creating it if need be."""
+    known = _known_ids.setdefault(db.engine, {})
+    found = known.get((kind, owner_id))
+    if found is not None:
+        return found
+    found = open_account(kind, owner_id).id
+    # Remembered once this transaction commits (it may be the one creating the account).
+    db.session.info.setdefault("consult_account_ids", {})[(kind, owner_id)] = found
+    return found
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_account_ids(session) -> None:
+    pending = session.info.pop("consult_account_ids", None)
+    if pending:
+        _known_ids.setdefault(session.get_bind(), {}).update(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_account_ids(session) -> None:
+    session.info.pop("consult_account_ids", None)
+
+
+def lock(account_id_: int) -> int:
     """Hold the account's row until the transaction ends (SQLite already holds the database)."""
-    db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
-    return account
+    db.session.execute(select(Account.id).where(Account.id == account_id_).with_for_update())
+    return account_id_
 
 
 def wallet_of(user_id: int) -> Account:
@@ -106,9 +143,16 @@ def earnings_of(astrologer_id: int) -> Account:
     return open_account(ASTROLOGER_EARNINGS, astrologer_id)
 
 
-def balance(account: Account) -> int:
-    """Read the balance fresh from the database (the cached column, kept equal to the entries)."""
-    return db.session.scalar(select(Account.balance_paise).where(Account.id == account.id))
+def balance(account) -> int:
+    """Read the balance fresh from the database (the cached column, kept equal to the entries).
+
+    `account` is an Account or an account id.
+    """
+    account_id_ = account if isinstance(account, int) else account.id
+    return db.session.scalar(select(Account.balance_paise).where(Account.id == account_id_))
+
+
+_accounts, _transfers, _entries = Account.__table__, Transfer.__table__, Entry.__table__
 
 
 def post_transfer(
@@ -119,60 +163,63 @@ def post_transfer(
     memo: str,
     consultation_id: int | None = None,
     external_reference: str | None = None,
-) -> Transfer:
+) -> int:
     """Record one balanced transfer in the caller's transaction; zero-amount moves are skipped.
 
-    Raises PaymentRequired (and the caller's transaction must roll back) if a user wallet
-    would go negative.
+    Three statements whatever the moves: the transfer, its entries, and one guarded UPDATE
+    of the cached balances. Raises PaymentRequired (and the caller's transaction must roll
+    back) if a user wallet would go negative. Returns the transfer's id.
     """
-    transfer = Transfer(
-        kind=kind,
-        memo=memo,
-        created_at=at,
-        consultation_id=consultation_id,
-        external_reference=external_reference,
-    )
-    db.session.add(transfer)
-    db.session.flush()
     for move in moves:
         if not isinstance(move.amount_paise, int) or move.amount_paise < 0:
             raise ValueError("a move is a non-negative whole number of paise")
-        if move.amount_paise == 0:
-            continue
-        _shift(move.source, -move.amount_paise)
-        _shift(move.target, move.amount_paise)
-        db.session.add_all(
+    moves = [m for m in moves if m.amount_paise > 0]
+    transfer_id = db.session.execute(
+        insert(_transfers).values(
+            kind=kind,
+            memo=memo,
+            created_at=at,
+            consultation_id=consultation_id,
+            external_reference=external_reference,
+        )
+    ).inserted_primary_key[0]
+    if not moves:
+        return transfer_id
+    db.session.execute(
+        insert(_entries).values(
             [
-                Entry(
-                    transfer_id=transfer.id,
-                    account_id=move.source.id,
-                    direction=DEBIT,
-                    amount_paise=move.amount_paise,
-                ),
-                Entry(
-                    transfer_id=transfer.id,
-                    account_id=move.target.id,
-                    direction=CREDIT,
-                    amount_paise=move.amount_paise,
-                ),
+                {
+                    "transfer_id": transfer_id,
+                    "account_id": account,
+                    "direction": direction,
+                    "amount_paise": m.amount_paise,
+                }
+                for m in moves
+                for account, direction in ((m.source, DEBIT), (m.target, CREDIT))
             ]
         )
-    db.session.flush()
-    return transfer
-
-
-def _shift(account: Account, delta: int) -> None:
-    statement = (
-        update(Account)
-        .where(Account.id == account.id)
-        .values(balance_paise=Account.balance_paise + delta)
-        .execution_options(synchronize_session=False)
     )
-    if account.kind == USER_WALLET and delta < 0:
-        statement = statement.where(Account.balance_paise >= -delta)
-    if db.session.execute(statement).rowcount != 1:
+    _shift_balances(moves)
+    return transfer_id
+
+
+def _shift_balances(moves: list[Move]) -> None:
+    """Move every cached balance in one UPDATE; it touches no row unless no wallet goes negative."""
+    deltas: dict[int, int] = {}
+    for m in moves:
+        deltas[m.source] = deltas.get(m.source, 0) - m.amount_paise
+        deltas[m.target] = deltas.get(m.target, 0) + m.amount_paise
+    delta = case(deltas, value=_accounts.c.id, else_=0)
+    updated = _accounts.c.balance_paise + delta
+    touched = db.session.execute(
+        update(_accounts)
+        .where(_accounts.c.id.in_(list(deltas)))
+        .where(or_(_accounts.c.kind != USER_WALLET, updated >= 0))
+        .values(balance_paise=updated)
+    ).rowcount
+    if touched != len(deltas):
+        # Nothing partial can stay: the caller's transaction rolls back on this error.
         raise PaymentRequired("Insufficient balance")
-    db.session.expire(account, ["balance_paise"])
 
 
 def entries_balance(account_id: int) -> int:

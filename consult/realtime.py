@@ -8,11 +8,13 @@ users have at least one live connection, and since when a user has had none.
 (`REDIS_URL`); the rest of the code does not know which one it talks to.
 """
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Protocol
 
 from .clock import utcnow
@@ -24,6 +26,11 @@ class Event:
 
     name: str
     data: dict = field(default_factory=dict)
+
+    @cached_property
+    def frame(self) -> str:
+        """The JSON frame of API.md, serialised once however many sockets it goes to."""
+        return json.dumps({"event": self.name, "data": self.data})
 
 
 class Connection(Protocol):
@@ -44,6 +51,7 @@ class Hub(Protocol):
     def detach(self, connection: Connection) -> None: ...
     def online(self, user_id: int) -> bool: ...
     def gone_since(self, user_id: int) -> datetime | None: ...
+    def gone_among(self, user_ids: Iterable[int]) -> dict[int, datetime]: ...
 
 
 class LocalHub:
@@ -97,6 +105,15 @@ class LocalHub:
     def gone_since(self, user_id: int) -> datetime | None:
         with self._lock:
             return self._gone_since.get(user_id)
+
+    def gone_among(self, user_ids: Iterable[int]) -> dict[int, datetime]:
+        """Those of the users who have no connection, with since when (if ever known)."""
+        with self._lock:
+            return {
+                uid: self._gone_since[uid]
+                for uid in user_ids
+                if not self._connections.get(uid) and uid in self._gone_since
+            }
 
     def connection_count(self) -> int:
         return len(self.connections())

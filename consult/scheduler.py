@@ -75,10 +75,17 @@ def last_alive(*, excluding: str) -> datetime | None:
 class Scheduler:
     """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent)."""
 
-    def __init__(self, app, interval: float = 0.5, heartbeat_every: float = 1.0):
+    def __init__(
+        self,
+        app,
+        interval: float = 0.5,
+        heartbeat_every: float = 1.0,
+        presence_check_every: float | None = None,
+    ):
         self.app = app
         self.interval = interval
         self.heartbeat_every = heartbeat_every
+        self.presence_check_every = presence_check_every or interval * 10
         self.instance_id = uuid.uuid4().hex
         self.lease_ttl = timedelta(seconds=max(2.0, interval * 6))
         self.stale_after = timedelta(seconds=max(3.0, heartbeat_every * 3))
@@ -88,7 +95,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_beat: datetime | None = None
-        self._warned: dict[int, int] = {}  # consultation id -> funded seconds left when warned
+        self._last_presence_check: datetime | None = None
 
     @property
     def services(self):
@@ -108,6 +115,7 @@ class Scheduler:
             self.booted_at = utcnow()
             newest = last_alive(excluding=self.instance_id)
             beat(self.instance_id, self.booted_at)
+            consultations.rebuild_due_times()  # sessions from before an upgrade have none
             alone = isinstance(self.services.hub, LocalHub)
             if not alone and newest is not None and newest > self.booted_at - self.stale_after:
                 self._recovery_pending = True
@@ -176,27 +184,27 @@ class Scheduler:
         if not self.is_leader:
             db.session.remove()
             return
-        consultations.reconcile_presence(hub=hub)
+        # A safety net, not the path: a socket's detach pauses its sessions at once.
+        if (
+            self._last_presence_check is None
+            or (now - self._last_presence_check).total_seconds() >= self.presence_check_every
+        ):
+            consultations.reconcile_presence(hub=hub)
+            self._last_presence_check = now
         consultations.expire_stale(now=now, hub=hub, policy=policy)
         for consultation_id, reason in consultations.due_ends(now=now, policy=policy):
             consultations.end_session(
                 consultation_id, reason=reason, at=now, hub=hub, policy=policy
             )
-            self._warned.pop(consultation_id, None)
         self._warn_low_balance(now)
         db.session.remove()
 
     def _warn_low_balance(self, now: datetime) -> None:
-        """Warn once each time funds fall under the threshold; a recharge re-arms it."""
+        """Warn once for each funded end that falls under the threshold; a recharge re-arms it."""
         services = self.services
-        low = consultations.low_balance(now=now, policy=services.policy)
-        self._warned = {cid: w for cid, w in self._warned.items() if cid in {c.id for c, _ in low}}
-        for consultation, reading in low:
-            if consultation.id in self._warned:
-                continue
-            self._warned[consultation.id] = reading.funded_seconds_left
-            services.hub.publish(
-                [consultation.user_id],
+        warnings = [
+            (
+                consultation.user_id,
                 Event(
                     "billing:low-balance",
                     {
@@ -206,3 +214,10 @@ class Scheduler:
                     },
                 ),
             )
+            for consultation, reading in consultations.low_balance(now=now, policy=services.policy)
+        ]
+        if not warnings:
+            return
+        consultations.mark_warned([event.data["sessionId"] for _, event in warnings])
+        for user_id, event in warnings:
+            services.hub.publish([user_id], event)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from . import idempotency, ledger
+from . import consultations, idempotency, ledger
 from .db import write_transaction
 from .errors import Invalid
 from .realtime import Event, Hub
@@ -62,7 +62,7 @@ def recharge(
     with write_transaction():
         # Lock the wallet first: concurrent recharges of one user (one key or not) queue
         # here, so a retry finds its twin's record instead of crediting again.
-        wallet = ledger.lock(ledger.wallet_of(user_id))
+        wallet = ledger.lock(ledger.account_id(ledger.USER_WALLET, user_id))
         replayed = idempotency.replay(user_id, key, fingerprint)
         if replayed is not None:
             return RechargeResult(replayed["balancePaise"], replayed=True)
@@ -70,13 +70,16 @@ def recharge(
         payment_id = provider.charge(user_id, amount, reference)
         ledger.post_transfer(
             "recharge",
-            [ledger.Move(ledger.open_account(ledger.EXTERNAL_PAYMENTS), wallet, amount)],
+            [ledger.Move(ledger.account_id(ledger.EXTERNAL_PAYMENTS), wallet, amount)],
             at=at,
             memo=f"Recharge via {provider.name}",
             external_reference=payment_id,
         )
         result = RechargeResult(ledger.balance(wallet), replayed=False)
         idempotency.remember(user_id, key, fingerprint, result.to_api(), at)
-    # A recharge moves a live session's funded end out: let its screens re-sync.
+    # More money moves a live session's funded end out. The scheduler's due time is a hint
+    # it checks against the ledger before ending, so it is brought up to date after the
+    # commit (never under the wallet's lock, which would invert the settlement's lock order).
+    consultations.refresh_funded_until(user_id)
     hub.publish([user_id], Event("wallet:updated", {"balancePaise": result.balance_paise}))
     return result

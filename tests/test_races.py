@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from fault_helpers import (
@@ -22,7 +23,6 @@ from fault_helpers import (
     settlements_of,
 )
 from sqlalchemy import func, select
-from sqlalchemy.orm.attributes import set_committed_value
 from support import register_user, start_session, wait_until
 
 from consult import consultations, ledger, reconcile, wallet
@@ -419,16 +419,16 @@ def without_the_compare_and_set(monkeypatch):
     Returns counters of how far each ender got."""
     reached = Counter()
     real_locked, real_update, real_post = (
-        consultations._locked,
+        consultations._locked_row,
         consultations.update,
         ledger.post_transfer,
     )
 
     def locked_but_always_active(consultation_id):
-        consultation = real_locked(consultation_id)
-        if consultation is not None:  # as if each ender had read it before anyone ended
-            set_committed_value(consultation, "status", ACTIVE)
-        return consultation
+        row = real_locked(consultation_id)
+        if row is not None:  # as if each ender had read it before anyone ended
+            row = SimpleNamespace(**{**row._mapping, "status": ACTIVE})
+        return row
 
     class UpdateWithoutStatus:
         def __init__(self, target):
@@ -445,7 +445,7 @@ def without_the_compare_and_set(monkeypatch):
             reached["settlement attempted"] += 1
         return real_post(kind, moves, **kw)
 
-    monkeypatch.setattr(consultations, "_locked", locked_but_always_active)
+    monkeypatch.setattr(consultations, "_locked_row", locked_but_always_active)
     monkeypatch.setattr(consultations, "update", UpdateWithoutStatus)
     monkeypatch.setattr(ledger, "post_transfer", counting_post)
     return reached

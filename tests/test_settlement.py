@@ -33,6 +33,9 @@ class RecordingHub:
     def gone_since(self, user_id):
         return self.away.get(user_id)
 
+    def gone_among(self, user_ids):
+        return {u: self.away[u] for u in user_ids if u in self.away}
+
     def named(self, name):
         return [(ids, e) for ids, e in self.published if e.name == name]
 
@@ -351,7 +354,7 @@ def test_a_wallet_cannot_go_negative(people, hub):
     with pytest.raises(PaymentRequired):
         ledger.post_transfer(
             "settlement",
-            [ledger.Move(w, ledger.open_account(ledger.PLATFORM_REVENUE), 101)],
+            [ledger.Move(w.id, ledger.account_id(ledger.PLATFORM_REVENUE), 101)],
             at=T0,
             memo="x",
         )

@@ -3,10 +3,10 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from .. import accounts, chat, consultations, idempotency, wallet
+from .. import accounts, chat, consultations, wallet
 from ..clock import utcnow
 from ..errors import Invalid, NotFound
-from .common import api_auth, fingerprint, json_body, request_id, services
+from .common import api_auth, end_answer, fingerprint, json_body, request_id, services
 from .security import login_throttle
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -203,35 +203,27 @@ def post_message(session_id):
     return jsonify(message.to_api()), 201
 
 
-def end_for_caller(session_id, *, key, fingerprint_text):
-    """End a session as its caller; shared by the two REST routes and the socket."""
+def end_as_caller(session_id, *, key, fingerprint_text) -> dict:
+    """The REST answer of an end by the signed-in party (both end routes)."""
     s = services()
-    if session_id is None:
-        active = consultations.active_for(current_user)
-        if active is None:
-            replay = idempotency.replay(current_user.id, key, fingerprint_text)
-            if replay is not None:
-                return replay
-            raise NotFound("No active session found to end")
-        session_id = active.id
-    outcome = consultations.end_by_party(
+    outcome = consultations.end_for_caller(
         current_user,
-        _int_id(session_id),
+        session_id,
         at=utcnow(),
         hub=s.hub,
         policy=s.policy,
         request_id=request_id(),
-        idempotency_key=idempotency.check_key(key),
+        idempotency_key=key,
         fingerprint=fingerprint_text,
     )
-    return outcome.to_api(for_user=current_user.id == outcome.consultation.user_id)
+    return end_answer(outcome, current_user.id)
 
 
 @bp.post("/sessions/end")
 @api_auth("user", "astrologer")
 def end_active():
     body = json_body()
-    answer = end_for_caller(
+    answer = end_as_caller(
         body.get("sessionId"),
         key=request.headers.get("Idempotency-Key"),
         fingerprint_text=fingerprint(),
@@ -243,7 +235,7 @@ def end_active():
 @api_auth("user", "astrologer")
 def end_one(session_id):
     json_body()  # validates the body even though only the caller decides the reason
-    answer = end_for_caller(
+    answer = end_as_caller(
         session_id, key=request.headers.get("Idempotency-Key"), fingerprint_text=fingerprint()
     )
     return jsonify(answer)
@@ -252,21 +244,5 @@ def end_one(session_id):
 @bp.get("/billing/status")
 @api_auth("user", "astrologer")
 def billing_status():
-    return jsonify(billing_status_for(current_user, request.args.get("sessionId")))
-
-
-def billing_status_for(viewer, session_id=None) -> dict:
-    """The live bill of the given (or the caller's active) session; shared with the socket."""
-    if session_id in (None, ""):
-        consultation = consultations.active_for(viewer)
-        if consultation is None:
-            raise NotFound("No active session found")
-    else:
-        try:
-            consultation = consultations.get_for_party(int(session_id), viewer)
-        except (TypeError, ValueError):
-            raise NotFound("Session not found") from None
-        if consultation.status != consultations.ACTIVE:
-            raise NotFound("No active session found")
-    reading = consultations.meter(consultation, utcnow())
-    return reading.to_api(for_user=viewer.id == consultation.user_id)
+    bill = consultations.bill_for(current_user, request.args.get("sessionId"), at=utcnow())
+    return jsonify(bill.to_api(for_user=current_user.id == bill.user_id))

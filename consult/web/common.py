@@ -50,6 +50,13 @@ def api_auth(*roles: str):
     return decorate
 
 
+def end_answer(outcome, viewer_id: int) -> dict:
+    """The answer of API.md's end, for REST and the socket alike (a replay is already one)."""
+    if isinstance(outcome, dict):
+        return outcome
+    return outcome.to_api(for_user=viewer_id == outcome.consultation.user_id)
+
+
 def fingerprint() -> str:
     """What makes two requests 'the same' for an idempotency key: method, path and body."""
     return f"{request.method} {request.path} {request.get_data(as_text=True)[:150]}"

@@ -7,7 +7,6 @@ from .. import accounts, audit, chat, consultations, ledger, wallet
 from ..billing import commission_paise
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound
-from .api import end_for_caller
 from .common import fingerprint, is_fragment_request, request_id, services
 from .views import dashboard_context, panel_context
 
@@ -160,8 +159,16 @@ def confirm_end(session_id):
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
 def end(session_id):
-    end_for_caller(
-        session_id, key=request.headers.get("Idempotency-Key"), fingerprint_text=fingerprint()
+    s = services()
+    consultations.end_for_caller(
+        current_user,
+        session_id,
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        fingerprint=fingerprint(),
     )
     consultation = _own(session_id)
     if is_fragment_request():

@@ -8,22 +8,21 @@ has its own send queue and writer, so one slow client never stalls a broadcast.
 import io
 import json
 import logging
-import queue
-import threading
+from collections import deque
 
+import gevent
 from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
 from .. import chat, consultations
-from ..accounts import User
+from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
 from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import render
-from .api import billing_status_for, end_for_caller
-from .common import services
+from .common import end_answer, services
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -34,27 +33,30 @@ _SIGN_OFF = object()  # queued for the writer: say goodbye, then close
 
 
 class SocketConnection:
-    """One live socket of one user; `deliver` only queues, the writer thread sends."""
+    """One live socket of one user; `deliver` only queues, and a writer greenlet sends.
+
+    The writer exists only while there is something to send: an idle socket costs its
+    queue and nothing else, and a slow client delays only its own frames.
+    """
 
     def __init__(
         self,
         app: Flask,
         ws,
-        user_id: int,
+        caller: Caller,
         html: bool,
         environ: dict | None = None,
         browser_session: str | None = None,
         topics: frozenset[str] = frozenset(),
     ):
-        self.app, self.ws, self.user_id, self.html = app, ws, user_id, html
+        self.app, self.ws, self.caller, self.html = app, ws, caller, html
+        self.user_id = caller.id
         self.topics = topics  # broadcasts it watches: "presence" on the astrologer list
-        self.environ = environ or {}
+        self.environ = environ  # pages only: fragments render in a rebuilt request context
         self.browser_session = browser_session  # None: authenticated by a bearer token
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
-        self._writer = threading.Thread(target=self._write, daemon=True)
-
-    def start(self) -> None:
-        self._writer.start()
+        self._queue: deque = deque()
+        self._writer = None
+        self._closed = False
 
     def deliver(self, event: Event) -> None:
         if event.name == SIGNED_OUT:  # never sent on: it only closes this browser's sockets
@@ -66,52 +68,55 @@ class SocketConnection:
         self._enqueue(event)
 
     def _enqueue(self, item) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if self._closed:
+            return
+        if len(self._queue) >= QUEUE_LIMIT:
             log.warning("dropping a socket of user %s: %d events behind", self.user_id, QUEUE_LIMIT)
             self.close()
+            return
+        self._queue.append(item)
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write)
 
     def send(self, event: Event, request_id: str | None = None) -> None:
         """Answer the client directly, echoing its requestId when it sent one."""
         self.deliver(event if request_id is None else _Reply(event, request_id))
 
     def close(self) -> None:
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            pass
+        self._closed = True
+        self._queue.clear()
         try:
             self.ws.close()
         except Exception:  # already closed by the peer
             pass
 
     def _write(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if item is _SIGN_OFF:
-                try:
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                if item is _SIGN_OFF:
+                    self._closed = True
                     self.ws.close(reason=1000, message="Signed out")
+                    return
+                try:
+                    text = self._render(item)
+                    if text:
+                        self.ws.send(text)
                 except ConnectionClosed:
-                    pass
-                return
-            try:
-                text = self._render(item)
-                if text:
-                    self.ws.send(text)
-            except ConnectionClosed:
-                return
-            except Exception:
-                log.exception(
-                    "could not send %s to user %s", getattr(item, "name", item), self.user_id
-                )
+                    raise
+                except Exception:
+                    log.exception(
+                        "could not send %s to user %s", getattr(item, "name", item), self.user_id
+                    )
+        except ConnectionClosed:
+            self._closed = True
+            self._queue.clear()
+        finally:
+            self._writer = None
 
     def _render(self, item) -> str | None:
         if not self.html:
-            return json.dumps(
-                item.frame()
-                if isinstance(item, _Reply)
-                else {"event": item.name, "data": item.data}
-            )
+            return item.frame
         # Fragments use url_for, the signed-in user and the CSRF token: render them in a
         # request context rebuilt from the handshake (its cookie and host), not the live socket.
         with self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}):
@@ -125,8 +130,11 @@ class _Reply:
         self.event, self.request_id = event, request_id
         self.name = event.name
 
-    def frame(self) -> dict:
-        return {"event": self.event.name, "data": self.event.data, "requestId": self.request_id}
+    @property
+    def frame(self) -> str:
+        return json.dumps(
+            {"event": self.event.name, "data": self.event.data, "requestId": self.request_id}
+        )
 
 
 def init_app(app: Flask) -> None:
@@ -153,19 +161,18 @@ def init_app(app: Flask) -> None:
 
 def serve(ws, *, html: bool) -> None:
     app = current_app._get_current_object()
-    user_id = current_user.id
+    caller = Caller(current_user.id, current_user.role)
     db.session.remove()  # never hold a pooled connection for the socket's whole life
     hub = services().hub
-    handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)}
+    handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)} if html else None
     # Only a page showing the astrologer list asks for presence (`?watch=presence`): a
     # broadcast to every socket would cost O(sockets) per login.
     topics = frozenset(t for t in request.args.getlist("watch") if t in WATCHABLE)
     connection = SocketConnection(
-        app, ws, user_id, html, handshake, browser_session_key(), topics=topics
+        app, ws, caller, html, handshake, browser_session_key(), topics=topics
     )
-    connection.start()
     if not html:
-        connection.deliver(Event("session:state", _state(user_id)))
+        connection.deliver(Event("session:state", _state(caller.id)))
     hub.attach(connection)
     try:
         while True:
@@ -202,10 +209,7 @@ def _handle(connection: SocketConnection, raw) -> None:
             raise Invalid("requestId must be a string")
         name, data = _command(frame, connection.html)
         session_id = data.get("sessionId")
-        viewer = db.session.get(User, connection.user_id)
-        g._login_user = viewer  # the views' helpers read current_user
-        g.request_id = request_id or g.get("request_id")
-        reply = _dispatch(viewer, name, data)
+        reply = _dispatch(connection.caller, name, data, request_id or g.get("request_id"))
         if reply is not None:
             connection.send(reply, request_id)
     except DomainError as error:
@@ -243,21 +247,27 @@ def _command(frame: dict, html: bool) -> tuple[str, dict]:
     return name, data
 
 
-def _dispatch(viewer: User, name, data: dict) -> Event | None:
+def _dispatch(caller: Caller, name, data: dict, request_id: str | None) -> Event | None:
+    s = services()
     if name == "endSession":
-        answer = end_for_caller(
+        outcome = consultations.end_for_caller(
+            caller,
             data.get("sessionId"),
-            key=data.get("idempotencyKey"),
-            fingerprint_text=f"WS endSession {data.get('sessionId')}",
+            at=utcnow(),
+            hub=s.hub,
+            policy=s.policy,
+            request_id=request_id,
+            idempotency_key=data.get("idempotencyKey"),
+            fingerprint=f"WS endSession {data.get('sessionId')}",
         )
-        return Event("endSession:result", answer)
+        return Event("endSession:result", end_answer(outcome, caller.id))
     if name == "billing:status":
-        if viewer.role not in ("user", "astrologer"):  # as GET /api/billing/status answers
+        if caller.role not in ("user", "astrologer"):  # as GET /api/billing/status answers
             raise Forbidden("Only users or astrologers can do this")
-        return Event("billing:status", billing_status_for(viewer, data.get("sessionId")))
+        viewer = db.session.get(User, caller.id)
+        bill = consultations.bill_for(viewer, data.get("sessionId"), at=utcnow())
+        return Event("billing:status", bill.to_api(for_user=caller.id == bill.user_id))
     if name == "chat:send":
-        chat.post_message(
-            viewer, data.get("sessionId"), data.get("text"), at=utcnow(), hub=services().hub
-        )
+        chat.post_message(caller, data.get("sessionId"), data.get("text"), at=utcnow(), hub=s.hub)
         return None
     raise Invalid(f"Unknown event: {str(name)[:40]}")
