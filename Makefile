@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test static lint format clean screenshots
+.PHONY: run test test-unit static lint format clean screenshots bench
 
 run: $(STAMP) static
 	$(PY) -m flask --app app init-db
@@ -16,6 +16,19 @@ test: $(STAMP) static
 	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The fast levels only (pure domain, in-process services and HTTP): seconds, not minutes.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/test_billing.py tests/test_settlement.py tests/test_statement_counts.py $(PYTEST_ARGS)
+
+# Consult beside the Node + socket.io peer of ../shared/bench: a table, a PNG, the books
+# checked (bench/run --help). About 15 minutes; `make bench ARGS=--quick` in about 4.
+bench: $(STAMP) static $(VENV)/.bench
+	bench/run $(ARGS)
+
+$(VENV)/.bench: requirements-bench.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
