@@ -185,19 +185,18 @@ def post_transfer(
     ).inserted_primary_key[0]
     if not moves:
         return transfer_id
-    db.session.execute(
-        insert(_entries).values(
-            [
-                {
-                    "transfer_id": transfer_id,
-                    "account_id": account,
-                    "direction": direction,
-                    "amount_paise": m.amount_paise,
-                }
-                for m in moves
-                for account, direction in ((m.source, DEBIT), (m.target, CREDIT))
-            ]
-        )
+    db.session.execute(  # one executemany of a statement compiled once
+        insert(_entries),
+        [
+            {
+                "transfer_id": transfer_id,
+                "account_id": account,
+                "direction": direction,
+                "amount_paise": m.amount_paise,
+            }
+            for m in moves
+            for account, direction in ((m.source, DEBIT), (m.target, CREDIT))
+        ],
     )
     _shift_balances(moves)
     return transfer_id
