@@ -21,7 +21,19 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 128
 
 
-class User(UserMixin, db.Model):
+class RoleChecks:
+    """What a role allows, for anything with a `role`: a User, or a socket's Caller."""
+
+    @property
+    def is_astrologer(self) -> bool:
+        return self.role == "astrologer"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class User(RoleChecks, UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('user', 'astrologer', 'admin')", name="role"),
@@ -39,32 +51,16 @@ class User(UserMixin, db.Model):
     speciality: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    @property
-    def is_astrologer(self) -> bool:
-        return self.role == "astrologer"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
     def public(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role}
 
 
 @dataclass(frozen=True)
-class Caller:
+class Caller(RoleChecks):
     """Who a long-lived connection acts for: a user's id and role, kept without a session."""
 
     id: int
     role: str
-
-    @property
-    def is_astrologer(self) -> bool:
-        return self.role == "astrologer"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 class ApiToken(db.Model):

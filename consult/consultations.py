@@ -208,6 +208,10 @@ class EndOutcome:
     consultation: Ended
     already_ended: bool
 
+    def answer_for(self, viewer_id: int) -> dict:
+        """The end's answer (API.md) as `viewer_id` sees it: only the user sees the balance."""
+        return self.to_api(for_user=viewer_id == self.consultation.user_id)
+
     def to_api(self, for_user: bool) -> dict:
         c = self.consultation
         return {
@@ -290,7 +294,7 @@ def live_for(viewer: User) -> Consultation | None:
 
 
 def wallet_balance(user_id: int) -> int:
-    return ledger.balance(ledger.wallet_of(user_id))
+    return ledger.balance(ledger.account_id(ledger.USER_WALLET, user_id))
 
 
 def meter(consultation: Consultation, at: datetime, wallet_paise: int | None = None) -> Meter:
@@ -559,11 +563,7 @@ def end_session(
                 outcome = _settle(row, reason, at, policy, actor_id, request_id)
             if actor_id:  # a retry with this key replays this answer, whatever happens next
                 idempotency.remember(
-                    actor_id,
-                    idempotency_key,
-                    fingerprint,
-                    outcome.to_api(for_user=actor_id == row.user_id),
-                    at,
+                    actor_id, idempotency_key, fingerprint, outcome.answer_for(actor_id), at
                 )
     except (IntegrityError, _LostRace):
         # Defence in depth: should a second writer ever get past the lock, the
@@ -739,11 +739,11 @@ def end_for_caller(
     request_id=None,
     idempotency_key=None,
     fingerprint="",
-) -> EndOutcome | dict:
+) -> EndOutcome:
     """End the given session, or the caller's active one: what every End button and frame does.
 
     Without an id and with no active session, a retry of an end that already happened
-    replays its answer (a dict), and anything else is NotFound.
+    replays its answer, and anything else is NotFound.
     """
     key = idempotency.check_key(idempotency_key)
     if consultation_id is None:
@@ -751,7 +751,7 @@ def end_for_caller(
         if consultation_id is None:
             replay = idempotency.replay(caller.id, key, fingerprint)
             if replay is not None:
-                return replay
+                return _replayed(replay)
             raise NotFound("No active session found to end")
     return end_by_party(
         caller,
@@ -930,7 +930,7 @@ def _due_query(now: datetime, cutoff: datetime):
 def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
     """Active consultations that must end now, with the reason: funds out or a party gone.
 
-    Found through the partial indexes on the due times, so a tick costs what is due, not
+    Found through the (status, due time) indexes, so a tick costs what is due, not
     what is live. A funded end is checked against the ledger first (the stored time can
     be early, never late); one that is not due after all gets its time corrected.
     """
@@ -951,15 +951,15 @@ def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
         if when > now:
             continue
         if reason == INSUFFICIENT_BALANCE:
-            funded = _funded_until(row, wallet_balance(row.user_id))
-            if funded > now:
-                stale.append(row)
+            wallet_paise = wallet_balance(row.user_id)
+            if _funded_until(row, wallet_paise) > now:
+                stale.append((row, wallet_paise))
                 continue
         due.append((row.id, reason))
     if stale:
         with write_transaction():
-            for row in stale:
-                _set_funded_until(row, wallet_balance(row.user_id))
+            for row, wallet_paise in stale:
+                _set_funded_until(row, wallet_paise)
     return due
 
 

@@ -6,7 +6,7 @@ from flask_login import current_user
 from .. import accounts, chat, consultations, wallet
 from ..clock import utcnow
 from ..errors import Invalid, NotFound
-from .common import api_auth, end_answer, fingerprint, json_body, request_id, services
+from .common import api_auth, end_as_caller, json_body, request_id, services
 from .security import login_throttle
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -203,42 +203,20 @@ def post_message(session_id):
     return jsonify(message.to_api()), 201
 
 
-def end_as_caller(session_id, *, key, fingerprint_text) -> dict:
-    """The REST answer of an end by the signed-in party (both end routes)."""
-    s = services()
-    outcome = consultations.end_for_caller(
-        current_user,
-        session_id,
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
-        request_id=request_id(),
-        idempotency_key=key,
-        fingerprint=fingerprint_text,
-    )
-    return end_answer(outcome, current_user.id)
-
-
 @bp.post("/sessions/end")
 @api_auth("user", "astrologer")
 def end_active():
     body = json_body()
-    answer = end_as_caller(
-        body.get("sessionId"),
-        key=request.headers.get("Idempotency-Key"),
-        fingerprint_text=fingerprint(),
-    )
-    return jsonify(answer)
+    outcome = end_as_caller(body.get("sessionId"), key=request.headers.get("Idempotency-Key"))
+    return jsonify(outcome.answer_for(current_user.id))
 
 
 @bp.post("/sessions/<int:session_id>/end")
 @api_auth("user", "astrologer")
 def end_one(session_id):
     json_body()  # validates the body even though only the caller decides the reason
-    answer = end_as_caller(
-        session_id, key=request.headers.get("Idempotency-Key"), fingerprint_text=fingerprint()
-    )
-    return jsonify(answer)
+    outcome = end_as_caller(session_id, key=request.headers.get("Idempotency-Key"))
+    return jsonify(outcome.answer_for(current_user.id))
 
 
 @bp.get("/billing/status")

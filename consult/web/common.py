@@ -5,7 +5,8 @@ from functools import wraps
 from flask import current_app, g, jsonify, request
 from flask_login import current_user
 
-from .. import Services
+from .. import Services, consultations
+from ..clock import utcnow
 from ..errors import Forbidden, Invalid
 
 AUTH_REQUIRED = "Authentication required"
@@ -50,11 +51,19 @@ def api_auth(*roles: str):
     return decorate
 
 
-def end_answer(outcome, viewer_id: int) -> dict:
-    """The answer of API.md's end, for REST and the socket alike (a replay is already one)."""
-    if isinstance(outcome, dict):
-        return outcome
-    return outcome.to_api(for_user=viewer_id == outcome.consultation.user_id)
+def end_as_caller(session_id, *, key) -> consultations.EndOutcome:
+    """End the given session, or the signed-in party's active one (the REST route and page)."""
+    s = services()
+    return consultations.end_for_caller(
+        current_user,
+        session_id,
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+        idempotency_key=key,
+        fingerprint=fingerprint(),
+    )
 
 
 def fingerprint() -> str:

@@ -7,7 +7,7 @@ from .. import accounts, audit, chat, consultations, ledger, wallet
 from ..billing import commission_paise
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound
-from .common import fingerprint, is_fragment_request, request_id, services
+from .common import end_as_caller, is_fragment_request, request_id, services
 from .views import dashboard_context, panel_context
 
 bp = Blueprint("pages", __name__)
@@ -159,17 +159,7 @@ def confirm_end(session_id):
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
 def end(session_id):
-    s = services()
-    consultations.end_for_caller(
-        current_user,
-        session_id,
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
-        request_id=request_id(),
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        fingerprint=fingerprint(),
-    )
+    end_as_caller(session_id, key=request.headers.get("Idempotency-Key"))
     consultation = _own(session_id)
     if is_fragment_request():
         panel = render_template("sessions/_panel.html", **panel_context(current_user, consultation))

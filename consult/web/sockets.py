@@ -22,7 +22,7 @@ from ..db import db
 from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import render
-from .common import end_answer, services
+from .common import services
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -94,25 +94,28 @@ class SocketConnection:
         try:
             while self._queue:
                 item = self._queue.popleft()
-                if item is _SIGN_OFF:
+                if item is _SIGN_OFF:  # nothing after the goodbye is sent
                     self._closed = True
+                    self._queue.clear()
                     self.ws.close(reason=1000, message="Signed out")
-                    return
-                try:
-                    text = self._render(item)
-                    if text:
-                        self.ws.send(text)
-                except ConnectionClosed:
-                    raise
-                except Exception:
-                    log.exception(
-                        "could not send %s to user %s", getattr(item, "name", item), self.user_id
-                    )
+                else:
+                    self._send(item)
         except ConnectionClosed:
             self._closed = True
             self._queue.clear()
         finally:
             self._writer = None
+
+    def _send(self, item) -> None:
+        """Send one item; a frame that cannot be rendered or sent is logged, not fatal."""
+        try:
+            text = self._render(item)
+            if text:
+                self.ws.send(text)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.exception("could not send %s to user %s", getattr(item, "name", item), self.user_id)
 
     def _render(self, item) -> str | None:
         if not self.html:
@@ -260,7 +263,7 @@ def _dispatch(caller: Caller, name, data: dict, request_id: str | None) -> Event
             idempotency_key=data.get("idempotencyKey"),
             fingerprint=f"WS endSession {data.get('sessionId')}",
         )
-        return Event("endSession:result", end_answer(outcome, caller.id))
+        return Event("endSession:result", outcome.answer_for(caller.id))
     if name == "billing:status":
         if caller.role not in ("user", "astrologer"):  # as GET /api/billing/status answers
             raise Forbidden("Only users or astrologers can do this")
