@@ -25,6 +25,11 @@ class RoleChecks:
     """What a role allows, for anything with a `role`: a User, or a socket's Caller."""
 
     @property
+    def is_user(self) -> bool:
+        """An end user (the paying party), as opposed to an astrologer or an admin."""
+        return self.role == "user"
+
+    @property
     def is_astrologer(self) -> bool:
         return self.role == "astrologer"
 

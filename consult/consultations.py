@@ -119,6 +119,18 @@ class Consultation(db.Model):
     def paused_since(self) -> datetime | None:
         return _paused_since(self)
 
+    @property
+    def is_requested(self) -> bool:
+        return self.status == REQUESTED
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status == ENDED
+
     def party_role(self, user_id: int) -> str | None:
         if user_id == self.user_id:
             return "user"
