@@ -9,21 +9,9 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 
-from consult import create_app, create_schema  # noqa: E402
+from consult import create_app, start_background  # noqa: E402
 
 app = create_app()
-
-
-def start_background(flask_app) -> "Scheduler":  # noqa: F821
-    """Create missing tables, settle what a crash left active, and start the scheduler."""
-    from consult.scheduler import Scheduler
-
-    create_schema(flask_app)
-    scheduler = Scheduler(flask_app, interval=float(flask_app.config["SCHEDULER_INTERVAL_SECONDS"]))
-    scheduler.recover()
-    scheduler.start()
-    flask_app.extensions["consult"].scheduler = scheduler
-    return scheduler
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ graceful_timeout = 20
 
 def post_worker_init(worker):
     """Each worker runs crash recovery (only when no other instance is alive) and a scheduler."""
-    from app import app, start_background
+    from app import app
+    from consult import start_background
 
     start_background(app)

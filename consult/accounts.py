@@ -56,9 +56,6 @@ class User(RoleChecks, UserMixin, db.Model):
     speciality: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    def public(self) -> dict:
-        return {"id": self.id, "username": self.username, "role": self.role}
-
 
 @dataclass(frozen=True)
 class Caller(RoleChecks):

@@ -5,8 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import consultations
-from .clock import iso
+from . import consultations, wire
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Invalid, NotFound
 from .realtime import Event, Hub
@@ -22,14 +21,6 @@ class Message(db.Model):
     sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(String(MAX_TEXT))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    def to_api(self) -> dict:
-        return {
-            "id": self.id,
-            "senderId": self.sender_id,
-            "text": self.text,
-            "sentAt": iso(self.sent_at),
-        }
 
 
 def check_text(text) -> str:
@@ -77,6 +68,6 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Me
     message = Message(id=message_id, **values)
     hub.publish(
         (row.user_id, row.astrologer_id),
-        Event("chat:message", {"sessionId": consultation_id, **message.to_api()}),
+        Event("chat:message", {"sessionId": consultation_id, **wire.message(message)}),
     )
     return message

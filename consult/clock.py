@@ -1,4 +1,4 @@
-"""The one source of 'now' for code that is not handed a time."""
+"""Time: the one source of 'now' for code that is not handed one, and time as text."""
 
 from datetime import UTC, datetime
 
@@ -13,3 +13,12 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def duration(seconds: int | None) -> str:
+    """Format seconds as m:ss or h:mm:ss."""
+    if seconds is None:
+        return "—"
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

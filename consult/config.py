@@ -1,4 +1,4 @@
-"""Configuration: defaults, then instance/config.py, then the environment, then test overrides."""
+"""Configuration: defaults, then instance/config.py, then the environment (tests: their own)."""
 
 import os
 import secrets
@@ -44,15 +44,19 @@ ENVIRONMENT = {
 }
 
 
-def load(app, overrides: dict | None) -> None:
+def load(app, test_config: dict | None) -> None:
+    """Deployments read instance/config.py and the environment; a test app (one given
+    `test_config`) is built from the defaults and that alone, whatever the shell holds."""
     app.config.from_mapping(DEFAULTS)
-    app.config.from_pyfile("config.py", silent=True)
-    for name, kind in ENVIRONMENT.items():
-        if os.environ.get(name):
-            app.config[name] = kind(os.environ[name])
-    app.config.from_prefixed_env()
-    if overrides:
-        app.config.from_mapping(overrides)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        for name, kind in ENVIRONMENT.items():
+            if os.environ.get(name):
+                app.config[name] = kind(os.environ[name])
+        app.config.from_prefixed_env()
+    else:
+        app.config.from_mapping(test_config)
+        app.config.setdefault("SECRET_KEY", secrets.token_hex(32))
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("DATABASE_URL"):

@@ -8,6 +8,7 @@ from .accounts import User
 from .clock import utcnow
 from .db import db
 from .money import rupees
+from .services import services_of
 
 PASSWORD = "consult-demo"
 USERS = [("asha", "Asha Verma", 50_000), ("rohan", "Rohan Iyer", 3_000)]
@@ -21,7 +22,7 @@ ADMIN = ("admin", "Consult Admin")
 
 def seed(app: Flask) -> list[str]:
     """Create whatever demo account is missing; return the lines to print."""
-    services = app.extensions["consult"]
+    services = services_of(app)
     with app.app_context():
         now = utcnow()
 

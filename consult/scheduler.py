@@ -189,7 +189,7 @@ class Scheduler:
             self._last_presence_check is None
             or (now - self._last_presence_check).total_seconds() >= self.presence_check_every
         ):
-            consultations.reconcile_presence(hub=hub)
+            consultations.pause_vanished_parties(hub=hub)
             self._last_presence_check = now
         consultations.expire_stale(now=now, hub=hub, policy=policy)
         for consultation_id, reason in consultations.due_ends(now=now, policy=policy):

@@ -34,9 +34,6 @@ class RechargeResult:
     balance_paise: int
     replayed: bool
 
-    def to_api(self) -> dict:
-        return {"balancePaise": self.balance_paise}
-
 
 def check_amount(amount) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
@@ -76,7 +73,7 @@ def recharge(
             external_reference=payment_id,
         )
         result = RechargeResult(ledger.balance(wallet), replayed=False)
-        idempotency.remember(user_id, key, fingerprint, result.to_api(), at)
+        idempotency.remember(user_id, key, fingerprint, {"balancePaise": result.balance_paise}, at)
     # More money moves a live session's funded end out. The scheduler's due time is a hint
     # it checks against the ledger before ending, so it is brought up to date after the
     # commit (never under the wallet's lock, which would invert the settlement's lock order).

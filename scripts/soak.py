@@ -7,7 +7,7 @@ astrologers request, accept, decline, cancel, chat, recharge (retrying with the 
 idempotency key, or misusing one), end from both sides over HTTP and the socket (alone and
 in concurrent bursts), open and drop sockets without a close frame, let time pass so funded
 ends, grace periods and request timeouts come due, and now and then kill the server with
-SIGKILL and restart it. After every step, `consult.reconcile.check()` runs in process
+SIGKILL and restart it. After every step, `consult.ledger_audit.check()` runs in process
 against the same database; at the end of a schedule everything live is ended and each
 user's wallet must equal what was credited minus what their settled sessions cost.
 
@@ -140,10 +140,10 @@ class Soak:
     # -- the books
 
     def books(self, where: str) -> None:
-        from consult import reconcile
+        from consult import ledger_audit
 
         with self.app.app_context():
-            report = reconcile.check()
+            report = ledger_audit.check()
         problems = []
         for problem in report.problems:
             kind = known_kind(problem)

@@ -16,7 +16,7 @@ _apps_lock = threading.Lock()
 def books_app(database_url: str):
     """An in-process app on the same database as a server subprocess: only for reading it.
 
-    Nothing here serves requests or starts a scheduler; it exists to run `reconcile.check`
+    Nothing here serves requests or starts a scheduler; it exists to run `ledger_audit.check`
     against the very file the server writes (SQLite WAL lets both read and write at once).
     """
     with _apps_lock:
@@ -31,11 +31,11 @@ def books_app(database_url: str):
 
 def ledger_report(target):
     """Run the reconciliation against a server's (or a URL's) database; returns the report."""
-    from consult import reconcile
+    from consult import ledger_audit
 
     url = target.database_url if isinstance(target, Server) else target
     with books_app(url).app_context():
-        return reconcile.check()
+        return ledger_audit.check()
 
 
 def assert_books_balance(target) -> object:

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from consult import billing
-from consult.money import duration, rupees
+from consult.clock import duration
+from consult.money import rupees
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

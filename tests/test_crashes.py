@@ -19,6 +19,7 @@ from fault_helpers import (
     ended_events_of,
     hang_up,
     make_account,
+    query,
     settlements_of,
 )
 from support import Api, start_session, wait_until
@@ -57,6 +58,14 @@ def assert_priced(session: dict) -> None:
     assert session["totalCostPaise"] == session["durationSeconds"] * RATE // 60, session
 
 
+def last_heartbeat(srv) -> datetime:
+    """The last instant the (now dead) server wrote that it was alive."""
+    (beat,) = query(srv, "SELECT max(beat_at) FROM heartbeats")[0]
+    if isinstance(beat, str):  # SQLite hands back its stored text
+        beat = datetime.fromisoformat(beat)
+    return beat if beat.tzinfo else beat.replace(tzinfo=UTC)
+
+
 def restart(fresh_server, dead):
     """Start a new server process on the crashed one's database."""
     assert dead.proc.poll() is not None, "restart() is for a server that was killed"
@@ -89,15 +98,19 @@ def test_a_crash_mid_session_settles_every_live_session_once_up_to_the_last_hear
 
     srv.stop(kill=True)
     killed_at = datetime.now(UTC)
+    last_beat = last_heartbeat(srv)
     srv = restart(fresh_server, srv)
     users = [on(srv, u) for u in users]
 
     for user, session in zip(users[1:4], live, strict=True):
         after = settled(user, session["id"])  # what a returning user sees
         assert after["endReason"] == "system_error"
-        assert killed_at - HEARTBEAT_SLACK <= instant(after["endedAt"]) <= killed_at
+        # Billed exactly up to the dead instance's last heartbeat, not a moment later.
+        assert instant(after["endedAt"]) == last_beat
+        assert killed_at - HEARTBEAT_SLACK <= last_beat <= killed_at
+        whole = (last_beat - instant(after["startedAt"])) // timedelta(seconds=1)
+        assert after["durationSeconds"] == whole
         assert_priced(after)
-        assert after["durationSeconds"] >= 1
         assert wallet(user) == wallets[user.id] - after["totalCostPaise"]
         assert settlements_of(srv, session["id"]) == ended_events_of(srv, session["id"]) == 1
         again = user.post(f"/api/sessions/{session['id']}/end")

@@ -25,10 +25,11 @@ from fault_helpers import (
 from sqlalchemy import func, select
 from support import register_user, start_session, wait_until
 
-from consult import consultations, ledger, reconcile, wallet
+from consult import consultations, ledger, ledger_audit, wallet
 from consult.clock import utcnow
-from consult.consultations import ACTIVE, Consultation
+from consult.consultations import ACTIVE, Consultation, settlement
 from consult.db import db
+from consult.errors import Conflict
 
 RATE = 6000  # a rupee a second
 
@@ -419,8 +420,8 @@ def without_the_compare_and_set(monkeypatch):
     Returns counters of how far each ender got."""
     reached = Counter()
     real_locked, real_update, real_post = (
-        consultations._locked_row,
-        consultations.update,
+        settlement._locked_row,
+        settlement.update,
         ledger.post_transfer,
     )
 
@@ -445,8 +446,8 @@ def without_the_compare_and_set(monkeypatch):
             reached["settlement attempted"] += 1
         return real_post(kind, moves, **kw)
 
-    monkeypatch.setattr(consultations, "_locked_row", locked_but_always_active)
-    monkeypatch.setattr(consultations, "update", UpdateWithoutStatus)
+    monkeypatch.setattr(settlement, "_locked_row", locked_but_always_active)
+    monkeypatch.setattr(settlement, "update", UpdateWithoutStatus)
     monkeypatch.setattr(ledger, "post_transfer", counting_post)
     return reached
 
@@ -514,7 +515,7 @@ def test_without_the_compare_and_set_the_unique_settlement_still_stops_a_double_
         == 1
     )
     assert consultations.wallet_balance(user.id) == 100_000 - settled.total_cost_paise
-    assert reconcile.problems() == []
+    assert ledger_audit.problems() == []
 
 
 def test_without_either_guard_the_double_charge_is_real_and_reconciliation_names_it(
@@ -538,7 +539,7 @@ def test_without_either_guard_the_double_charge_is_real_and_reconciliation_names
     assert errors == []
     assert outcomes.count(False) > 1  # more than one "winner": charged more than once
     db.session.rollback()
-    rules = {p.rule for p in reconcile.problems()}
+    rules = {p.rule for p in ledger_audit.problems()}
     assert {"settled_once", "settlement_names_session"} <= rules
 
 
@@ -569,7 +570,7 @@ def test_an_accept_racing_the_request_timeout_either_starts_or_expires_never_bot
                         hub=services_.hub,
                     ).status
                 )
-            except consultations.Conflict as error:
+            except Conflict as error:
                 refused.append(error.message)
             finally:
                 db.session.remove()
@@ -593,7 +594,7 @@ def test_an_accept_racing_the_request_timeout_either_starts_or_expires_never_bot
         assert (final.status, c.id in expired) == ("active", False), (final.status, expired)
     else:
         assert final.status == "expired" and final.started_at is None
-    assert reconcile.problems() == []
+    assert ledger_audit.problems() == []
 
 
 def test_an_end_retried_with_its_key_after_losing_the_race_replays_its_answer(
@@ -612,7 +613,7 @@ def test_an_end_retried_with_its_key_after_losing_the_race_replays_its_answer(
     real_end_by_party = consultations.end_by_party
 
     def astrologer_first(caller, consultation_id, **kw):
-        monkeypatch.setattr(consultations, "end_by_party", real_end_by_party)  # once only
+        monkeypatch.setattr(settlement, "end_by_party", real_end_by_party)  # once only
         real_end_by_party(
             db.session.get(type(astrologer), astrologer.id),
             consultation_id,
@@ -622,7 +623,7 @@ def test_an_end_retried_with_its_key_after_losing_the_race_replays_its_answer(
         )
         return real_end_by_party(caller, consultation_id, **kw)
 
-    monkeypatch.setattr(consultations, "end_by_party", astrologer_first)
+    monkeypatch.setattr(settlement, "end_by_party", astrologer_first)
     client = isolated_client(app)
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "lost-race"}
     first = client.post("/api/sessions/end", json={}, headers=headers)
@@ -630,7 +631,7 @@ def test_an_end_retried_with_its_key_after_losing_the_race_replays_its_answer(
     assert first.get_json()["reason"] == "astrologer_ended"
     again = client.post("/api/sessions/end", json={}, headers=headers)
     assert (again.status_code, again.get_json()) == (200, first.get_json())
-    assert reconcile.problems() == []
+    assert ledger_audit.problems() == []
 
 
 def test_the_status_check_alone_would_let_a_second_end_through(app, services_, monkeypatch):
@@ -660,4 +661,4 @@ def test_the_status_check_alone_would_let_a_second_end_through(app, services_, m
     assert second.consultation.total_cost_paise == first.consultation.total_cost_paise == 3000
     assert second.consultation.end_reason == "user_requested"
     assert hub.ended == 1
-    assert reconcile.problems() == []
+    assert ledger_audit.problems() == []

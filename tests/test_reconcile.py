@@ -27,7 +27,7 @@ from helpers_inprocess import (
 from sqlalchemy import text, update
 from support import ROOT
 
-from consult import accounts, consultations, ledger, reconcile
+from consult import accounts, consultations, ledger, ledger_audit
 from consult.clock import utcnow
 from consult.db import db
 
@@ -156,7 +156,7 @@ def audit_ledger_cli(app) -> subprocess.CompletedProcess:
 
 def test_a_healthy_database_after_every_kind_of_end_reconciles(app):
     books = healthy_flow()
-    report = reconcile.check()
+    report = ledger_audit.check()
     assert report.problems == []
     assert report.ok
     settled = sql_one("SELECT count(*) FROM consultations WHERE status = 'ended'")
@@ -177,7 +177,7 @@ def test_a_healthy_database_after_every_kind_of_end_reconciles(app):
 
 
 def test_an_empty_database_reconciles(app):
-    report = reconcile.check()
+    report = ledger_audit.check()
     assert report.ok and report.sessions == 0
 
 
@@ -352,7 +352,7 @@ def test_each_corruption_is_named_by_its_row(app, corrupt):
     books = healthy_flow()
     expected = corrupt(books)
     db.session.commit()
-    report = reconcile.check()
+    report = ledger_audit.check()
     assert not report.ok
     found = named(report)
     for problem in expected:

@@ -39,7 +39,7 @@ from helpers_inprocess import (
 from sqlalchemy import func, select
 from support import Socket, register_user, start_session, unique, wait_until
 
-from consult import chat, consultations
+from consult import chat, consultations, wire
 from consult.clock import utcnow
 from consult.db import db
 from consult.realtime import Event
@@ -465,7 +465,7 @@ def rendered_views(app, user, astrologer, admin, session_id) -> dict[str, str]:
     pushed = []
     for message in chat.history(session_id):
         with app.test_request_context():
-            event = Event("chat:message", {"sessionId": session_id, **message.to_api()})
+            event = Event("chat:message", {"sessionId": session_id, **wire.message(message)})
             pushed.append(render.fragments(user.id, event))
     views["socket fragments"] = "\n".join(pushed)
     return views
@@ -558,10 +558,12 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(app, client):
 def test_the_session_cookie_is_secure_when_configured(app, monkeypatch):
     from consult import create_app
 
+    # A deployment reads its settings from the environment (a test app would ignore them).
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "true")
-    secure_app = create_app(
-        {"TESTING": True, "DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "test"}
-    )
+    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setenv("SECRET_KEY", "test")
+    secure_app = create_app()
+    secure_app.config["TESTING"] = True
     assert secure_app.config["SESSION_COOKIE_SECURE"] is True
     user = make_user("securecookie", balance=0)
     browser = isolated_client(secure_app)
@@ -703,6 +705,35 @@ def test_socket_handshakes_without_credentials_or_from_foreign_origins_are_refus
         ok = browser.socket(path)  # the control: the same cookie from the app's own origin
         assert not ok.closed.wait(0.3)
         hang_up(ok)
+
+
+def test_a_socket_origin_must_match_exactly_the_apps_own_or_a_configured_one(fresh_server):
+    srv = fresh_server(ALLOWED_ORIGINS="https://partner.example, https://b.example:8443")
+    user = make_account(srv, "user")
+    header = [f"Authorization: Bearer {user.token}"]
+    for origin, allowed in (
+        (srv.url, True),
+        ("https://partner.example", True),
+        ("https://b.example:8443", True),
+        ("https://partner.example.evil", False),
+        ("https://evil.partner.example", False),
+        ("http://partner.example", False),  # another scheme
+        ("https://b.example", False),  # another port
+        ("https://partner.example/", False),
+        (srv.url.replace("http://", "https://"), False),
+        (f"{srv.url}.evil.example", False),
+    ):
+        if allowed:
+            ws = websocket.create_connection(
+                srv.ws_url + "/api/ws", timeout=5, header=header, origin=origin
+            )
+            ws.close()
+            continue
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(
+                srv.ws_url + "/api/ws", timeout=5, header=header, origin=origin
+            )
+        assert refused.value.status_code == 403, origin
 
 
 # ---------------------------------------------------------------- sign-out closes sockets

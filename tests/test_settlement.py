@@ -109,9 +109,46 @@ def test_end_charges_the_policy_cost_and_moves_it_to_astrologer_and_platform(peo
     assert settled.billed_seconds == 125
     assert settled.total_cost_paise == 125 * 3500 // 60 == 7291
     assert consultations.wallet_balance(user.id) == 50_000 - 7291 == settled.balance_after_paise
-    commission = 7291 * policy.commission_percent // 100
-    assert ledger.balance(ledger.earnings_of(astrologer.id)) == 7291 - commission
-    assert ledger.balance(ledger.open_account(ledger.PLATFORM_REVENUE)) == commission
+    # The platform keeps 20 % (the default commission), rounded down to the paisa.
+    assert ledger.balance(ledger.earnings_of(astrologer.id)) == 7291 - 1458 == 5833
+    assert ledger.balance(ledger.open_account(ledger.PLATFORM_REVENUE)) == 1458
+    assert_ledger_balances()
+
+
+def test_the_compare_and_set_refuses_a_settlement_read_before_another_end_won(people, hub, policy):
+    """The real guard, not a patched one: a settlement working from a row read while the
+    session was active loses to the end that committed first, and its transaction moves
+    nothing."""
+    from consult.consultations import settlement
+    from consult.db import write_transaction
+
+    user, astrologer = people(balance=50_000, rate=6000)
+    c = live(user, astrologer, hub, policy)
+    with write_transaction():
+        read_while_active = settlement._locked_row(c.id)
+    assert read_while_active.status == consultations.ACTIVE
+    end(c, hub, policy, 30, actor=user.id)  # the user's end wins: 30 s, 3,000 paise
+    with pytest.raises(settlement._LostRace), write_transaction():
+        settlement._settle(
+            read_while_active,
+            consultations.ASTROLOGER_ENDED,
+            T0 + timedelta(seconds=90),
+            policy,
+            astrologer.id,
+            None,
+        )
+    db.session.expire_all()
+    settled = db.session.get(Consultation, c.id)
+    assert (settled.end_reason, settled.total_cost_paise) == (consultations.USER_REQUESTED, 3000)
+    assert consultations.wallet_balance(user.id) == 47_000
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(ledger.Transfer)
+            .where(ledger.Transfer.consultation_id == c.id)
+        )
+        == 1
+    )
     assert_ledger_balances()
 
 

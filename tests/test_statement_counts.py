@@ -140,7 +140,7 @@ def test_the_due_queries_use_the_status_and_due_time_indexes(app, live, services
         f"SELECT id FROM consultations WHERE status = 'active' AND {column} <= :at"
         for column in ("funded_until", "user_left_at", "astrologer_left_at")
     ]
-    due = " UNION ALL ".join(branches)  # the shape of consultations._due_query
+    due = " UNION ALL ".join(branches)  # the shape of consultations.due._due_query
     params = {"at": utcnow().replace(tzinfo=None)}
     if db.engine.dialect.name == "sqlite":
         rows = db.session.execute(text(f"EXPLAIN QUERY PLAN {due}"), params)

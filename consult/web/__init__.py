@@ -6,7 +6,7 @@ from flask import Flask, g, request
 from flask_login import LoginManager, current_user
 from flask_sock import Sock
 
-from .. import consultations, money
+from .. import clock, consultations, money
 from ..accounts import User
 from ..db import db
 
@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.globals["wallet_balance"] = lambda: consultations.wallet_balance(current_user.id)
     app.jinja_env.filters["rupees"] = money.rupees
-    app.jinja_env.filters["duration"] = money.duration
+    app.jinja_env.filters["duration"] = clock.duration
 
     @app.get("/healthz")
     def health():

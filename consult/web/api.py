@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from .. import accounts, chat, consultations, wallet
+from .. import accounts, chat, consultations, wallet, wire
 from ..clock import utcnow
 from ..errors import Invalid, NotFound
 from .common import api_auth, end_as_caller, json_body, request_id, services
@@ -23,7 +23,7 @@ def _token_answer(user, status=200):
     token = accounts.issue_token(
         user, now=utcnow(), ttl_seconds=current_app.config["TOKEN_TTL_SECONDS"]
     )
-    return jsonify(token=token, user=user.public()), status
+    return jsonify(token=token, user=wire.account(user)), status
 
 
 @bp.post("/auth/token")
@@ -50,7 +50,7 @@ def register():
 @bp.get("/me")
 @api_auth()
 def me():
-    return jsonify(current_user.public())
+    return jsonify(wire.account(current_user))
 
 
 @bp.get("/astrologers")
@@ -91,7 +91,7 @@ def recharge():
         hub=s.hub,
         idempotency_key=key,
     )
-    return jsonify(result.to_api())
+    return jsonify(balancePaise=result.balance_paise)
 
 
 @bp.post("/sessions")
@@ -107,7 +107,7 @@ def create_session():
         policy=s.policy,
         request_id=request_id(),
     )
-    return jsonify(consultation.to_api()), 201
+    return jsonify(wire.session(consultation)), 201
 
 
 @bp.post("/sessions/<int:session_id>/accept")
@@ -116,7 +116,7 @@ def accept(session_id):
     c = consultations.accept(
         current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
     )
-    return jsonify(c.to_api())
+    return jsonify(wire.session(c))
 
 
 @bp.post("/sessions/<int:session_id>/decline")
@@ -125,7 +125,7 @@ def decline(session_id):
     c = consultations.decline(
         current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
     )
-    return jsonify(c.to_api())
+    return jsonify(wire.session(c))
 
 
 @bp.post("/sessions/<int:session_id>/cancel")
@@ -134,7 +134,7 @@ def cancel(session_id):
     c = consultations.cancel(
         current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
     )
-    return jsonify(c.to_api())
+    return jsonify(wire.session(c))
 
 
 @bp.get("/sessions")
@@ -143,7 +143,7 @@ def list_sessions():
     status = request.args.get("status") or None
     if status is not None and status not in consultations.STATUSES:
         raise Invalid(f"status must be one of {', '.join(consultations.STATUSES)}")
-    return jsonify([c.to_api() for c in consultations.list_for(current_user, status)])
+    return jsonify([wire.session(c) for c in consultations.list_for(current_user, status)])
 
 
 @bp.get("/sessions/active")
@@ -152,13 +152,13 @@ def active_session():
     consultation = consultations.active_for(current_user)
     if consultation is None:
         return jsonify(error="No active session found"), 404
-    return jsonify(consultation.to_api())
+    return jsonify(wire.session(consultation))
 
 
 @bp.get("/sessions/<int:session_id>")
 @api_auth()
 def get_session(session_id):
-    return jsonify(consultations.get_for_party(session_id, current_user).to_api())
+    return jsonify(wire.session(consultations.get_for_party(session_id, current_user)))
 
 
 @bp.get("/sessions/<int:session_id>/summary")
@@ -178,10 +178,10 @@ def session_summary(session_id):
     sees_balance = current_user.id == consultation.user_id or current_user.is_admin
     return jsonify(
         {
-            **consultation.to_api(),
+            **wire.session(consultation),
             "endedBy": ended_by,
             "balanceAfterPaise": consultation.balance_after_paise if sees_balance else None,
-            "messages": [m.to_api() for m in chat.history(consultation.id)],
+            "messages": [wire.message(m) for m in chat.history(consultation.id)],
         }
     )
 
@@ -190,7 +190,7 @@ def session_summary(session_id):
 @api_auth()
 def list_messages(session_id):
     consultation = consultations.get_for_party(session_id, current_user)
-    return jsonify([m.to_api() for m in chat.history(consultation.id)])
+    return jsonify([wire.message(m) for m in chat.history(consultation.id)])
 
 
 @bp.post("/sessions/<int:session_id>/messages")
@@ -200,7 +200,7 @@ def post_message(session_id):
     message = chat.post_message(
         current_user, session_id, body.get("text"), at=utcnow(), hub=services().hub
     )
-    return jsonify(message.to_api()), 201
+    return jsonify(wire.message(message)), 201
 
 
 @bp.post("/sessions/end")
@@ -208,7 +208,7 @@ def post_message(session_id):
 def end_active():
     body = json_body()
     outcome = end_as_caller(body.get("sessionId"), key=request.headers.get("Idempotency-Key"))
-    return jsonify(outcome.answer_for(current_user.id))
+    return jsonify(wire.end_answer(outcome, viewer_id=current_user.id))
 
 
 @bp.post("/sessions/<int:session_id>/end")
@@ -216,11 +216,11 @@ def end_active():
 def end_one(session_id):
     json_body()  # validates the body even though only the caller decides the reason
     outcome = end_as_caller(session_id, key=request.headers.get("Idempotency-Key"))
-    return jsonify(outcome.answer_for(current_user.id))
+    return jsonify(wire.end_answer(outcome, viewer_id=current_user.id))
 
 
 @bp.get("/billing/status")
 @api_auth("user", "astrologer")
 def billing_status():
     bill = consultations.bill_for(current_user, request.args.get("sessionId"), at=utcnow())
-    return jsonify(bill.to_api(for_user=current_user.id == bill.user_id))
+    return jsonify(wire.bill(bill, viewer_id=current_user.id))

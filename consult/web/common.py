@@ -5,15 +5,16 @@ from functools import wraps
 from flask import current_app, g, jsonify, request
 from flask_login import current_user
 
-from .. import Services, consultations
+from .. import consultations
 from ..clock import utcnow
 from ..errors import Forbidden, Invalid
+from ..services import Services, services_of
 
 AUTH_REQUIRED = "Authentication required"
 
 
 def services() -> Services:
-    return current_app.extensions["consult"]
+    return services_of(current_app)
 
 
 def request_id() -> str | None:

@@ -7,7 +7,6 @@ import secrets
 import threading
 import time
 from collections import deque
-from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_login import AnonymousUserMixin
@@ -136,11 +135,10 @@ def origin_allowed() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # a program, not a browser
-    parts = urlsplit(origin)
-    if parts.netloc == request.host:
-        return True
-    allowed = [o.strip() for o in current_app.config["ALLOWED_ORIGINS"].split(",") if o.strip()]
-    return origin in allowed
+    # Exact matches only: scheme, host and port, never a prefix or a substring.
+    own = f"{request.scheme}://{request.host}"
+    allowed = {o.strip() for o in current_app.config["ALLOWED_ORIGINS"].split(",") if o.strip()}
+    return origin == own or origin in allowed
 
 
 class LoginThrottle:

@@ -15,7 +15,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from .. import chat, consultations
+from .. import chat, consultations, wire
 from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
@@ -194,7 +194,7 @@ def serve(ws, *, html: bool) -> None:
 def _state(user_id: int):
     viewer = db.session.get(User, user_id)
     active = consultations.active_for(viewer)
-    state = active.to_api() if active else None
+    state = wire.session(active) if active else None
     db.session.remove()
     return state
 
@@ -263,13 +263,13 @@ def _dispatch(caller: Caller, name, data: dict, request_id: str | None) -> Event
             idempotency_key=data.get("idempotencyKey"),
             fingerprint=f"WS endSession {data.get('sessionId')}",
         )
-        return Event("endSession:result", outcome.answer_for(caller.id))
+        return Event("endSession:result", wire.end_answer(outcome, viewer_id=caller.id))
     if name == "billing:status":
         if caller.role not in ("user", "astrologer"):  # as GET /api/billing/status answers
             raise Forbidden("Only users or astrologers can do this")
         viewer = db.session.get(User, caller.id)
         bill = consultations.bill_for(viewer, data.get("sessionId"), at=utcnow())
-        return Event("billing:status", bill.to_api(for_user=caller.id == bill.user_id))
+        return Event("billing:status", wire.bill(bill, viewer_id=caller.id))
     if name == "chat:send":
         chat.post_message(caller, data.get("sessionId"), data.get("text"), at=utcnow(), hub=s.hub)
         return None

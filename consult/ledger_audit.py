@@ -1,4 +1,4 @@
-"""Reconciliation: the money invariants as code, checked over the whole database.
+"""The ledger audit: the money invariants as code, checked over the whole database.
 
 `check()` reads every transfer, entry, account, consultation and end event in one snapshot
 and returns a report whose problems each name the offending row. The invariants:

@@ -1,0 +1,98 @@
+"""Consultations: request, accept, pause, and End Session with its one settlement function.
+
+The package follows the life of a consultation; callers use the names below.
+
+- `model`: the record, its states and end reasons, the pause arithmetic
+- `queries`: reading consultations as their parties may see them
+- `meter`: the live bill at an instant
+- `lifecycle`: request, accept, decline, cancel, expire (before billing)
+- `settlement`: End Session, settled once whoever asks
+- `pauses`: billing pauses while a party is away
+- `due`: what the scheduler asks (due ends, low balance) and crash recovery
+"""
+
+from .due import (
+    due_ends,
+    low_balance,
+    mark_warned,
+    rebuild_due_times,
+    recover_after_crash,
+    refresh_funded_until,
+)
+from .lifecycle import accept, cancel, decline, expire_stale, request_consultation
+from .meter import Meter, bill_for, meter, wallet_balance
+from .model import (
+    ACTIVE,
+    ASTROLOGER_DISCONNECTED,
+    ASTROLOGER_ENDED,
+    CANCELLED,
+    DECLINED,
+    END_REASONS,
+    ENDED,
+    EXPIRED,
+    INSUFFICIENT_BALANCE,
+    LIVE,
+    NOT_ACTIVE,
+    NOT_WAITING,
+    REQUESTED,
+    SESSION_NOT_FOUND,
+    STATUSES,
+    SYSTEM_ERROR,
+    USER_DISCONNECTED,
+    USER_REQUESTED,
+    Consultation,
+)
+from .pauses import party_left, party_returned, pause_vanished_parties
+from .queries import active_for, active_id_for, get_for_party, list_for, live_for, on_desk
+from .settlement import Ended, EndOutcome, end_by_party, end_for_caller, end_session
+
+__all__ = [
+    "ACTIVE",
+    "ASTROLOGER_DISCONNECTED",
+    "ASTROLOGER_ENDED",
+    "CANCELLED",
+    "DECLINED",
+    "END_REASONS",
+    "ENDED",
+    "EXPIRED",
+    "INSUFFICIENT_BALANCE",
+    "LIVE",
+    "NOT_ACTIVE",
+    "NOT_WAITING",
+    "REQUESTED",
+    "SESSION_NOT_FOUND",
+    "STATUSES",
+    "SYSTEM_ERROR",
+    "USER_DISCONNECTED",
+    "USER_REQUESTED",
+    "Consultation",
+    "EndOutcome",
+    "Ended",
+    "Meter",
+    "accept",
+    "active_for",
+    "active_id_for",
+    "bill_for",
+    "cancel",
+    "decline",
+    "due_ends",
+    "end_by_party",
+    "end_for_caller",
+    "end_session",
+    "expire_stale",
+    "get_for_party",
+    "list_for",
+    "live_for",
+    "low_balance",
+    "mark_warned",
+    "meter",
+    "on_desk",
+    "party_left",
+    "party_returned",
+    "pause_vanished_parties",
+    "rebuild_due_times",
+    "recover_after_crash",
+    "refresh_funded_until",
+    "request_consultation",
+    "wallet_balance",
+]

@@ -1,0 +1,162 @@
+"""What the scheduler asks: which sessions are due to end, which to warn, and crash recovery.
+
+Each active session carries its due times (`funded_until`, and the *_left_at marks plus
+the grace), indexed with its status, so a tick costs what is due, not what is live.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, union_all, update
+
+from ..db import db, write_transaction
+from ..policy import Policy
+from ..realtime import Hub
+from .meter import Meter, funded_until_of, meter, wallet_balance
+from .model import (
+    ACTIVE,
+    ASTROLOGER_DISCONNECTED,
+    INSUFFICIENT_BALANCE,
+    SYSTEM_ERROR,
+    USER_DISCONNECTED,
+    Consultation,
+    paused_since_of,
+    table,
+)
+from .settlement import end_session
+
+
+def refresh_funded_until(user_id: int) -> None:
+    """Bring the due time of the user's active consultation up to date with their wallet."""
+    with write_transaction():
+        row = db.session.execute(
+            select(table)
+            .where(table.c.user_id == user_id, table.c.status == ACTIVE)
+            .with_for_update(of=table)
+        ).one_or_none()
+        if row is not None:
+            _set_funded_until(row, wallet_balance(user_id))
+
+
+def _set_funded_until(row, wallet_paise: int) -> datetime:
+    funded = funded_until_of(row, wallet_paise)
+    if funded != row.funded_until:
+        db.session.execute(update(table).where(table.c.id == row.id).values(funded_until=funded))
+    return funded
+
+
+def rebuild_due_times() -> int:
+    """Fill in the due time of every active consultation without one (say, after an upgrade)."""
+    with write_transaction():
+        rows = db.session.execute(
+            select(table).where(table.c.status == ACTIVE, table.c.funded_until.is_(None))
+        ).all()
+        for row in rows:
+            _set_funded_until(row, wallet_balance(row.user_id))
+    return len(rows)
+
+
+_DUE_COLUMNS = (
+    table.c.id,
+    table.c.user_id,
+    table.c.started_at,
+    table.c.paused_micros,
+    table.c.rate_paise_per_minute,
+    table.c.funded_until,
+    table.c.user_left_at,
+    table.c.astrologer_left_at,
+)
+
+
+def _due_query(now: datetime, cutoff: datetime):
+    """One range of each (status, due time) index: a union, which every planner serves by index."""
+    active = table.c.status == ACTIVE
+    return union_all(
+        select(*_DUE_COLUMNS).where(active, table.c.funded_until <= now),
+        select(*_DUE_COLUMNS).where(active, table.c.user_left_at <= cutoff),
+        select(*_DUE_COLUMNS).where(active, table.c.astrologer_left_at <= cutoff),
+    )
+
+
+def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
+    """Active consultations that must end now, with the reason: funds out or a party gone.
+
+    Found through the (status, due time) indexes, so a tick costs what is due, not
+    what is live. A funded end is checked against the ledger first (the stored time can
+    be early, never late); one that is not due after all gets its time corrected.
+    """
+    grace = timedelta(seconds=policy.disconnect_grace_seconds)
+    cutoff = now - grace
+    rows = db.session.execute(_due_query(now, cutoff)).all()
+    due, stale = [], []
+    for row in {row.id: row for row in rows}.values():  # one due twice (funds and grace)
+        candidates = []
+        since = paused_since_of(row)
+        if row.funded_until is not None and (since is None or row.funded_until <= since):
+            candidates.append((row.funded_until, INSUFFICIENT_BALANCE))
+        if row.user_left_at is not None:
+            candidates.append((row.user_left_at + grace, USER_DISCONNECTED))
+        if row.astrologer_left_at is not None:
+            candidates.append((row.astrologer_left_at + grace, ASTROLOGER_DISCONNECTED))
+        when, reason = min(candidates)
+        if when > now:
+            continue
+        if reason == INSUFFICIENT_BALANCE:
+            wallet_paise = wallet_balance(row.user_id)
+            if funded_until_of(row, wallet_paise) > now:
+                stale.append((row, wallet_paise))
+                continue
+        due.append((row.id, reason))
+    if stale:
+        with write_transaction():
+            for row, wallet_paise in stale:
+                _set_funded_until(row, wallet_paise)
+    return due
+
+
+def low_balance(*, now: datetime, policy: Policy) -> list[tuple[Consultation, Meter]]:
+    """Running consultations whose funds last less than the warning time, not yet warned.
+
+    Found through the funded-end index; `mark_warned` records the warning, and a recharge
+    (which moves the funded end) re-arms it.
+    """
+    window = now + timedelta(seconds=policy.low_balance_warning_seconds + 1)
+    result = []
+    for consultation in db.session.scalars(
+        select(Consultation).where(
+            Consultation.status == ACTIVE,
+            Consultation.funded_until <= window,
+            Consultation.user_left_at.is_(None),
+            Consultation.astrologer_left_at.is_(None),
+            or_(
+                Consultation.warned_for.is_(None),
+                Consultation.warned_for != Consultation.funded_until,
+            ),
+        )
+    ):
+        reading = meter(consultation, now)
+        if 0 < reading.funded_seconds_left <= policy.low_balance_warning_seconds:
+            result.append((consultation, reading))
+    return result
+
+
+def mark_warned(consultation_ids: list[int]) -> None:
+    """Remember that these consultations were warned of their current funded end."""
+    with write_transaction():
+        db.session.execute(
+            update(table)
+            .where(table.c.id.in_(consultation_ids))
+            .values(warned_for=table.c.funded_until)
+        )
+
+
+def recover_after_crash(
+    *, last_alive: datetime, hub: Hub, policy: Policy, started_before: datetime | None = None
+) -> list[int]:
+    """Settle every consultation a crash left active, up to the last moment we were alive."""
+    query = select(Consultation.id).where(Consultation.status == ACTIVE)
+    if started_before is not None:  # sessions begun since the restart are not the crash's
+        query = query.where(Consultation.started_at < started_before)
+    ids = list(db.session.scalars(query))
+    for consultation_id in ids:
+        end_session(consultation_id, reason=SYSTEM_ERROR, at=last_alive, hub=hub, policy=policy)
+    return ids

@@ -1,0 +1,174 @@
+"""Before billing: a user requests, the astrologer accepts or declines, the user cancels,
+and requests nobody answers expire. Billing starts at the accept."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit, billing, wire
+from ..accounts import User
+from ..db import db, write_transaction
+from ..errors import Conflict, Forbidden, NotFound, PaymentRequired
+from ..policy import Policy
+from ..realtime import Event, Hub
+from .meter import funded_until_of, wallet_balance
+from .model import (
+    ACTIVE,
+    CANCELLED,
+    DECLINED,
+    EXPIRED,
+    NOT_WAITING,
+    REQUESTED,
+    SESSION_NOT_FOUND,
+    Consultation,
+)
+from .queries import get_for_party, live_for
+
+
+def _locked(consultation_id: int) -> Consultation | None:
+    """Load a consultation for update (a row lock on PostgreSQL; SQLite holds the write lock)."""
+    return db.session.get(
+        Consultation, consultation_id, with_for_update={"of": Consultation}, populate_existing=True
+    )
+
+
+def request_consultation(
+    user: User, astrologer_id, *, at: datetime, hub: Hub, policy: Policy, request_id=None
+) -> Consultation:
+    """Ask an astrologer for a chat; the wallet must fund the minimum session first."""
+    if user.role != "user":
+        raise Forbidden("Only users can request a session")
+    if not isinstance(astrologer_id, int) or isinstance(astrologer_id, bool):
+        raise NotFound("Astrologer not found")
+    astrologer = db.session.get(User, astrologer_id)
+    if astrologer is None or not astrologer.is_astrologer:
+        raise NotFound("Astrologer not found")
+    rate = astrologer.rate_paise_per_minute
+    try:
+        with write_transaction():
+            if live_for(user) is not None:
+                raise Conflict("You already have a requested or active session")
+            needed = billing.cost_paise(policy.min_session_seconds, rate)
+            if wallet_balance(user.id) < needed:
+                raise PaymentRequired(
+                    f"Your balance must cover at least {policy.min_session_seconds} seconds "
+                    "at this rate; please recharge"
+                )
+            consultation = Consultation(
+                user_id=user.id,
+                astrologer_id=astrologer.id,
+                rate_paise_per_minute=rate,
+                status=REQUESTED,
+                requested_at=at,
+            )
+            db.session.add(consultation)
+            db.session.flush()
+            audit.record(
+                consultation.id, "requested", at=at, actor_id=user.id, request_id=request_id
+            )
+    except IntegrityError:  # the partial unique index caught a concurrent second request
+        raise Conflict("You already have a requested or active session") from None
+    hub.publish(consultation.parties, Event("session:requested", wire.session(consultation)))
+    return consultation
+
+
+def _answer(
+    actor: User,
+    consultation_id,
+    *,
+    role: str,
+    status: str,
+    event: str,
+    at: datetime,
+    hub: Hub,
+    request_id=None,
+    also=None,
+) -> Consultation:
+    """Move a waiting request to `status` for one of its parties, audit it, then publish."""
+    consultation = get_for_party(consultation_id, actor)
+    if consultation.party_role(actor.id) != role:
+        raise NotFound(SESSION_NOT_FOUND)
+    with write_transaction():
+        consultation = _locked(consultation.id)
+        if consultation.status != REQUESTED:
+            raise Conflict(NOT_WAITING)
+        consultation.status = status
+        consultation.answered_at = at
+        if also is not None:
+            also(consultation)
+        audit.record(consultation.id, event, at=at, actor_id=actor.id, request_id=request_id)
+    hub.publish(consultation.parties, Event(f"session:{event}", wire.session(consultation)))
+    return consultation
+
+
+def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
+    """The astrologer accepts: billing starts now."""
+
+    def start_billing(consultation: Consultation) -> None:
+        consultation.started_at = at
+        # A user whose every connection dropped while waiting is away from the start:
+        # billing is paused and the disconnect grace runs, so nobody pays for an empty room.
+        if hub.gone_since(consultation.user_id) is not None:
+            consultation.user_left_at = at
+        consultation.funded_until = funded_until_of(
+            consultation, wallet_balance(consultation.user_id)
+        )
+
+    return _answer(
+        astrologer,
+        consultation_id,
+        role="astrologer",
+        status=ACTIVE,
+        event="accepted",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+        also=start_billing,
+    )
+
+
+def decline(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
+    return _answer(
+        astrologer,
+        consultation_id,
+        role="astrologer",
+        status=DECLINED,
+        event="declined",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+    )
+
+
+def cancel(user: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
+    return _answer(
+        user,
+        consultation_id,
+        role="user",
+        status=CANCELLED,
+        event="cancelled",
+        at=at,
+        hub=hub,
+        request_id=request_id,
+    )
+
+
+def expire_stale(*, now: datetime, hub: Hub, policy: Policy) -> list[int]:
+    """Expire requests nobody answered within the timeout; nothing is charged."""
+    cutoff = now - timedelta(seconds=policy.request_timeout_seconds)
+    expired = []
+    with write_transaction():
+        # Row locks: an accept committing meanwhile is seen, and its session left alone.
+        for consultation in db.session.scalars(
+            select(Consultation)
+            .where(Consultation.status == REQUESTED, Consultation.requested_at <= cutoff)
+            .with_for_update(of=Consultation)
+        ):
+            consultation.status = EXPIRED
+            consultation.answered_at = now
+            audit.record(consultation.id, "expired", at=now, detail="nobody answered in time")
+            expired.append(consultation)
+    for consultation in expired:
+        hub.publish(consultation.parties, Event("session:expired", wire.session(consultation)))
+    return [c.id for c in expired]

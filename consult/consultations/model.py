@@ -1,0 +1,150 @@
+"""The consultation record: its states, end reasons and table, and the pause arithmetic.
+
+Lifecycle: requested -> active -> ended, or requested -> declined | cancelled | expired.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, select, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts import User
+from ..db import UTCDateTime, db
+
+REQUESTED, ACTIVE, ENDED = "requested", "active", "ended"
+DECLINED, CANCELLED, EXPIRED = "declined", "cancelled", "expired"
+STATUSES = (REQUESTED, ACTIVE, ENDED, DECLINED, CANCELLED, EXPIRED)
+LIVE = (REQUESTED, ACTIVE)
+
+USER_REQUESTED = "user_requested"
+INSUFFICIENT_BALANCE = "insufficient_balance"
+USER_DISCONNECTED = "user_disconnected"
+ASTROLOGER_ENDED = "astrologer_ended"
+ASTROLOGER_DISCONNECTED = (
+    "astrologer_disconnected"  # the astrologer vanished: the user stops paying
+)
+SYSTEM_ERROR = "system_error"
+END_REASONS = (
+    USER_REQUESTED,
+    INSUFFICIENT_BALANCE,
+    USER_DISCONNECTED,
+    ASTROLOGER_ENDED,
+    ASTROLOGER_DISCONNECTED,
+    SYSTEM_ERROR,
+)
+
+SESSION_NOT_FOUND = "Session not found"
+NOT_ACTIVE = "Session is not active"
+NOT_WAITING = "Session is no longer waiting for an answer"
+_live_filter = text("status IN ('requested', 'active')")
+
+
+class Consultation(db.Model):
+    __tablename__ = "consultations"
+    __table_args__ = (
+        # One live session per user, enforced by the database itself.
+        Index(
+            "uq_consultations_one_live_per_user",
+            "user_id",
+            unique=True,
+            sqlite_where=_live_filter,
+            postgresql_where=_live_filter,
+        ),
+        CheckConstraint(
+            "status IN ('requested', 'active', 'ended', 'declined', 'cancelled', 'expired')",
+            name="status",
+        ),
+        CheckConstraint("rate_paise_per_minute > 0", name="positive_rate"),
+        # The scheduler's due times: "active and due by now" is one range of each index.
+        *(
+            Index(f"ix_consultations_status_{column}", "status", column)
+            for column in ("funded_until", "user_left_at", "astrologer_left_at")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    astrologer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    rate_paise_per_minute: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    billed_seconds: Mapped[int | None]
+    total_cost_paise: Mapped[int | None]
+    balance_after_paise: Mapped[int | None]
+    # Billing pauses while a party is away: completed pauses add up here; a pause in
+    # progress began at the earlier of the two *_left_at instants.
+    paused_micros: Mapped[int] = mapped_column(default=0)
+    user_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    astrologer_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the balance runs out, as of the last change of funds or pauses: the scheduler
+    # finds due sessions by it. A hint that can only be early (funds only grow while a
+    # session is live), so the scheduler checks the ledger before ending.
+    funded_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warned_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # funded_until warned of
+
+    user = relationship(User, foreign_keys=[user_id], lazy="joined")
+    astrologer = relationship(User, foreign_keys=[astrologer_id], lazy="joined")
+
+    @property
+    def paused(self) -> timedelta:
+        return paused_of(self)
+
+    @property
+    def paused_since(self) -> datetime | None:
+        return paused_since_of(self)
+
+    @property
+    def is_requested(self) -> bool:
+        return self.status == REQUESTED
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status == ENDED
+
+    @property
+    def parties(self) -> tuple[int, int]:
+        return (self.user_id, self.astrologer_id)
+
+    def party_role(self, user_id: int) -> str | None:
+        if user_id == self.user_id:
+            return "user"
+        if user_id == self.astrologer_id:
+            return "astrologer"
+        return None
+
+
+def paused_of(c) -> timedelta:
+    """Completed pauses of a consultation (an ORM object or a row with its columns)."""
+    return timedelta(microseconds=c.paused_micros)
+
+
+def paused_since_of(c) -> datetime | None:
+    """When the pause in progress began: the earlier party to leave; None when both are here."""
+    marks = [m for m in (c.user_left_at, c.astrologer_left_at) if m is not None]
+    return min(marks) if marks else None
+
+
+# The Core tables, for the lean paths (settlement, due times) that read rows, not objects.
+table = Consultation.__table__
+users = User.__table__
+
+
+def session_row(consultation_id: int, *, for_update: bool = False):
+    """One consultation as a plain row, with its astrologer's name: the lean paths' read."""
+    query = (
+        select(table, users.c.display_name.label("astrologer_name"))
+        .join_from(table, users, users.c.id == table.c.astrologer_id)
+        .where(table.c.id == consultation_id)
+    )
+    if for_update:
+        query = query.with_for_update(of=table)
+    return db.session.execute(query).one_or_none()

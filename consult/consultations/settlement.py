@@ -1,0 +1,305 @@
+"""End Session: the one settlement function, and the ways a party reaches it.
+
+Every way of ending (the user, the astrologer, the balance running out, a disconnect, a
+crash) goes through `end_session`, which settles in one transaction: a compare-and-set
+from active to ended, the cost from timestamps, the ledger transfer and the audit record.
+Events are published only after that transaction commits.
+"""
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit, billing, idempotency, ledger, wire
+from ..clock import iso
+from ..db import db, write_transaction
+from ..errors import Conflict, NotFound
+from ..policy import Policy
+from ..realtime import Event, Hub
+from .meter import billing_stop
+from .model import (
+    ACTIVE,
+    ASTROLOGER_ENDED,
+    END_REASONS,
+    ENDED,
+    NOT_ACTIVE,
+    SESSION_NOT_FOUND,
+    USER_REQUESTED,
+    Consultation,
+    paused_of,
+    session_row,
+)
+from .queries import active_id_for
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The settled figures of an ended consultation: what an end answers and announces."""
+
+    id: int
+    user_id: int
+    astrologer_id: int
+    end_reason: str
+    ended_at: datetime
+    billed_seconds: int
+    total_cost_paise: int
+    balance_after_paise: int | None
+
+    @classmethod
+    def of(cls, row) -> "Ended":
+        return cls(*(getattr(row, f.name) for f in fields(cls)))
+
+
+@dataclass(frozen=True)
+class EndOutcome:
+    consultation: Ended
+    already_ended: bool
+
+    def sees_balance(self, viewer_id: int) -> bool:
+        """Only the paying user sees the wallet's balance after the end."""
+        return viewer_id == self.consultation.user_id
+
+
+def end_session(
+    consultation_id: int,
+    *,
+    reason: str | None,
+    at: datetime,
+    hub: Hub,
+    policy: Policy,
+    actor_id: int | None = None,
+    as_party: bool = False,
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> EndOutcome:
+    """End a consultation and settle it, exactly once, whoever asks and however often.
+
+    Billing stops at `at`, or earlier where the funds ran out or a party went away.
+    A consultation already ended is not charged again: the settled figures come back
+    with `already_ended`. Both parties hear `consult:ended` only from the call that won.
+    With `as_party`, the actor must be one of its parties (anyone else finds nothing) and
+    the reason follows from their side.
+    """
+    if not as_party and reason not in END_REASONS:
+        raise ValueError(f"unknown end reason {reason!r}")
+    try:
+        with write_transaction():
+            # The row lock comes first: concurrent retries with one key queue behind it and
+            # then find the first one's answer.
+            row = _locked_row(consultation_id)
+            if row is None:
+                raise NotFound(SESSION_NOT_FOUND)
+            if as_party:
+                reason = _reason_of_party(row, actor_id)
+            if actor_id:
+                replayed = idempotency.replay(actor_id, idempotency_key, fingerprint)
+                if replayed is not None:
+                    return _replayed(replayed)
+            if row.status == ENDED:
+                outcome = EndOutcome(Ended.of(row), already_ended=True)
+            elif row.status != ACTIVE:
+                raise Conflict(NOT_ACTIVE)
+            else:
+                outcome = _settle(row, reason, at, policy, actor_id, request_id)
+            if actor_id:  # a retry with this key replays this answer, whatever happens next
+                idempotency.remember(
+                    actor_id,
+                    idempotency_key,
+                    fingerprint,
+                    wire.end_answer(outcome, viewer_id=actor_id),
+                    at,
+                )
+    except (IntegrityError, _LostRace):
+        # Defence in depth: should a second writer ever get past the lock, the
+        # compare-and-set or the unique settlement constraint stops it, and its
+        # transaction rolls back whole.
+        return EndOutcome(Ended.of(session_row(consultation_id)), already_ended=True)
+    if not outcome.already_ended:
+        for user_ids, event in _end_events(outcome.consultation):
+            hub.publish(user_ids, event)
+    return outcome
+
+
+def _locked_row(consultation_id: int):
+    return session_row(consultation_id, for_update=True)
+
+
+def _reason_of_party(row, actor_id) -> str:
+    """The user ends with `user_requested`, the astrologer with `astrologer_ended`."""
+    if actor_id == row.user_id:
+        return USER_REQUESTED
+    if actor_id == row.astrologer_id:
+        return ASTROLOGER_ENDED
+    raise NotFound(SESSION_NOT_FOUND)  # an admin is not a party
+
+
+def _replayed(answer: dict) -> EndOutcome:
+    return EndOutcome(
+        Ended.of(session_row(answer["sessionId"])), already_ended=answer["alreadyEnded"]
+    )
+
+
+class _LostRace(Exception):
+    """The compare-and-set from active to ended found the consultation no longer active."""
+
+
+def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
+    """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
+
+    Seven statements: the locked row (read by the caller), the locked wallet, the
+    compare-and-set, the transfer, its entries, the balances, the audit record.
+    """
+    wallet = ledger.account_id(ledger.USER_WALLET, row.user_id)
+    # Locked: nothing moves the wallet between this read and the settlement's commit, so
+    # the balance after is this one less the cost.
+    wallet_paise = db.session.scalar(
+        select(ledger.Account.balance_paise).where(ledger.Account.id == wallet).with_for_update()
+    )
+    stop = billing_stop(row, at, wallet_paise)
+    seconds = billing.billable_seconds(row.started_at, stop, paused_of(row))
+    cost = billing.cost_paise(seconds, row.rate_paise_per_minute)
+    ended = Ended(
+        id=row.id,
+        user_id=row.user_id,
+        astrologer_id=row.astrologer_id,
+        end_reason=reason,
+        ended_at=stop,
+        billed_seconds=seconds,
+        total_cost_paise=cost,
+        balance_after_paise=wallet_paise - cost,
+    )
+    won = db.session.execute(
+        update(Consultation)
+        .where(Consultation.id == row.id, Consultation.status == ACTIVE)
+        .values(
+            status=ENDED,
+            ended_at=stop,
+            end_reason=reason,
+            ended_by_id=actor_id,
+            billed_seconds=seconds,
+            total_cost_paise=cost,
+            balance_after_paise=ended.balance_after_paise,
+            funded_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise _LostRace()
+    commission = billing.commission_paise(cost, policy.commission_percent)
+    ledger.post_transfer(
+        "settlement",
+        [
+            ledger.Move(
+                wallet,
+                ledger.account_id(ledger.ASTROLOGER_EARNINGS, row.astrologer_id),
+                cost - commission,
+            ),
+            ledger.Move(wallet, ledger.account_id(ledger.PLATFORM_REVENUE), commission),
+        ],
+        at=at,
+        memo=f"Consultation #{row.id} with {row.astrologer_name}",
+        consultation_id=row.id,
+    )
+    audit.record(
+        row.id,
+        "ended",
+        at=at,
+        actor_id=actor_id,
+        reason=reason,
+        cost_paise=cost,
+        request_id=request_id,
+        detail=f"billed {seconds}s, stopped at {iso(stop)}",
+    )
+    return EndOutcome(ended, already_ended=False)
+
+
+def _end_events(ended: Ended) -> list[tuple[tuple[int, ...], Event]]:
+    parties = (ended.user_id, ended.astrologer_id)
+    events = [
+        (
+            parties,
+            Event("consult:ended", wire.ended_event(ended)),
+        )
+    ]
+    if ended.end_reason == USER_REQUESTED:
+        events.append(
+            (
+                (ended.astrologer_id,),
+                Event(
+                    "session:ended-by-user",
+                    {"sessionId": ended.id, "userId": ended.user_id, "reason": USER_REQUESTED},
+                ),
+            )
+        )
+    return events
+
+
+def end_by_party(
+    caller,
+    consultation_id,
+    *,
+    at: datetime,
+    hub: Hub,
+    policy: Policy,
+    request_id=None,
+    idempotency_key=None,
+    fingerprint="",
+) -> EndOutcome:
+    """A party ends: the user with `user_requested`, the astrologer with `astrologer_ended`.
+
+    The reason follows from who asks; a client cannot choose one it is not entitled to.
+    `caller` is anything with the user's `id` (a User, or a socket's cached identity).
+    """
+    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+        raise NotFound(SESSION_NOT_FOUND)
+    return end_session(
+        consultation_id,
+        reason=None,
+        as_party=True,
+        at=at,
+        hub=hub,
+        policy=policy,
+        actor_id=caller.id,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+
+
+def end_for_caller(
+    caller,
+    consultation_id=None,
+    *,
+    at: datetime,
+    hub: Hub,
+    policy: Policy,
+    request_id=None,
+    idempotency_key=None,
+    fingerprint="",
+) -> EndOutcome:
+    """End the given session, or the caller's active one: what every End button and frame does.
+
+    Without an id and with no active session, a retry of an end that already happened
+    replays its answer, and anything else is NotFound.
+    """
+    key = idempotency.check_key(idempotency_key)
+    if consultation_id is None:
+        consultation_id = active_id_for(caller)
+        if consultation_id is None:
+            replay = idempotency.replay(caller.id, key, fingerprint)
+            if replay is not None:
+                return _replayed(replay)
+            raise NotFound("No active session found to end")
+    return end_by_party(
+        caller,
+        consultation_id,
+        at=at,
+        hub=hub,
+        policy=policy,
+        request_id=request_id,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,73 @@
+"""The JSON shapes of the contract (docs/API.md): REST answers and socket event payloads.
+
+The models know nothing of JSON; the web layer answers with these, and the domain builds
+its events' payloads with them, because an event crosses instances (Redis) as JSON.
+"""
+
+from .clock import iso
+
+
+def session(c) -> dict:
+    """The Session object."""
+    return {
+        "id": c.id,
+        "userId": c.user_id,
+        "astrologerId": c.astrologer_id,
+        "astrologerName": c.astrologer.display_name,
+        "status": c.status,
+        "ratePaisePerMinute": c.rate_paise_per_minute,
+        "requestedAt": iso(c.requested_at),
+        "startedAt": iso(c.started_at),
+        "endedAt": iso(c.ended_at),
+        "endReason": c.end_reason,
+        "durationSeconds": c.billed_seconds,
+        "totalCostPaise": c.total_cost_paise,
+    }
+
+
+def bill(meter, *, viewer_id: int) -> dict:
+    """The live bill (`billing/status`, `billing:status`); only the paying user sees the balance."""
+    return {
+        "sessionId": meter.session_id,
+        "elapsedSeconds": meter.elapsed_seconds,
+        "costPaise": meter.cost_paise,
+        "balancePaise": meter.balance_paise if viewer_id == meter.user_id else None,
+        "fundedSecondsLeft": meter.funded_seconds_left,
+        "paused": meter.paused,
+        "ratePaisePerMinute": meter.rate_paise_per_minute,
+    }
+
+
+def end_answer(outcome, *, viewer_id: int) -> dict:
+    """The answer to an end (`POST /api/sessions/end`, `endSession:result`)."""
+    c = outcome.consultation
+    return {
+        "sessionId": c.id,
+        "reason": c.end_reason,
+        "endedAt": iso(c.ended_at),
+        "durationSeconds": c.billed_seconds,
+        "totalCostPaise": c.total_cost_paise,
+        "balancePaise": c.balance_after_paise if outcome.sees_balance(viewer_id) else None,
+        "alreadyEnded": outcome.already_ended,
+    }
+
+
+def ended_event(ended) -> dict:
+    """`consult:ended`, heard by both parties."""
+    return {
+        "sessionId": ended.id,
+        "reason": ended.end_reason,
+        "timestamp": iso(ended.ended_at),
+        "durationSeconds": ended.billed_seconds,
+        "totalCostPaise": ended.total_cost_paise,
+    }
+
+
+def message(m) -> dict:
+    """A chat message."""
+    return {"id": m.id, "senderId": m.sender_id, "text": m.text, "sentAt": iso(m.sent_at)}
+
+
+def account(user) -> dict:
+    """Who is signed in (`GET /api/me`)."""
+    return {"id": user.id, "username": user.username, "role": user.role}
