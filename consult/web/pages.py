@@ -8,7 +8,7 @@ from ..billing import commission_paise
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound
 from .common import end_as_caller, is_fragment_request, request_id, services
-from .views import dashboard_context, panel_context
+from .context import dashboard_context, panel_context
 
 bp = Blueprint("pages", __name__)
 

@@ -12,7 +12,7 @@ from ..chat import Message
 from ..consultations import Consultation
 from ..db import db
 from ..realtime import Event
-from .views import dashboard_context, panel_context
+from .context import dashboard_context, panel_context
 
 
 def fragments(viewer_id: int, event: Event) -> str | None:
