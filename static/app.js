@@ -89,24 +89,17 @@
   document.addEventListener("htmx:afterSettle", focusEndedBanner);
   document.addEventListener("htmx:oobAfterSwap", function () { setTimeout(focusEndedBanner, 0); });
 
-  // --- toasts for failures the page cannot show in place
-  function toast(message, tone) {
-    var box = document.getElementById("toasts");
-    if (!box) return;
-    var el = document.createElement("div");
-    el.className = "toast toast-" + (tone || "info");
-    el.setAttribute("role", tone === "error" ? "alert" : "status");
-    el.setAttribute("data-toast", "");
-    var text = document.createElement("span");
-    text.textContent = message;
-    var x = document.createElement("button");
-    x.type = "button"; x.className = "toast-close"; x.setAttribute("data-dismiss", ""); x.setAttribute("aria-label", "Dismiss");
-    x.textContent = "×";
-    el.append(text, x);
+  // --- toasts for failures the page cannot show in place: a copy of the server's own
+  // toast (templates/_toast.html, in <template id="toast-error">) with the words filled in.
+  function toast(message) {
+    var box = document.getElementById("toasts"), template = document.getElementById("toast-error");
+    if (!box || !template) return;
+    var el = template.content.firstElementChild.cloneNode(true);
+    el.querySelector("[data-toast-message]").textContent = message;
     box.append(el);
   }
   document.addEventListener("htmx:sendError", function () {
-    toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.", "error");
+    toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.");
   });
 
   // --- the socket: say when it is down; after a reconnect, re-fetch every live fragment.

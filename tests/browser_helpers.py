@@ -124,6 +124,17 @@ def browser_for(browser: Browser, server: Server, person: Api, **context_args) -
     return context
 
 
+def sign_in(context: BrowserContext, server: Server, username: str) -> Page:
+    """A page signed in the way a person does it: typing into the sign-in form."""
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    socket_open(page)
+    return page
+
+
 def open_page(context: BrowserContext, url: str) -> Page:
     page = context.new_page()
     page.goto(url)

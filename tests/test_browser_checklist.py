@@ -789,6 +789,72 @@ def test_error_user_and_astrologer_ending_at_the_same_moment_end_it_once(live):
         astro_socket.drop()
 
 
+# ---------------------------------------------------------------- without JavaScript
+
+
+def test_without_javascript_the_forms_request_accept_chat_and_end_with_a_confirmation(
+    browser, server, astrologers, contexts
+):
+    user, astrologer = make_user(server), astrologers.take()
+    before = user.get("/api/wallet").json()["balancePaise"]
+    user_context = browser_for(browser, server, user, java_script_enabled=False)
+    astro_context = browser_for(browser, server, astrologer, java_script_enabled=False)
+    contexts.extend([user_context, astro_context])
+    user_page, astro_page = user_context.new_page(), astro_context.new_page()
+
+    user_page.goto(f"{server.url}/")
+    card = user_page.get_by_role("listitem").filter(
+        has=user_page.get_by_role("heading", name=astrologer.name, exact=True)
+    )
+    card.get_by_role("button", name="Chat now").click()
+    expect(user_page.get_by_text(f"Waiting for {astrologer.name} to accept")).to_be_visible()
+    session_id = int(user_page.locator("[data-session]").get_attribute("data-session"))
+    url = f"{server.url}/sessions/{session_id}"
+    expect(user_page).to_have_url(url)
+
+    astro_page.goto(f"{server.url}/dashboard")
+    requests = astro_page.get_by_role("region", name=re.compile("Incoming requests"))
+    requests.get_by_role("button", name="Accept").click()
+    expect(astro_page).to_have_url(f"{server.url}/dashboard")
+    expect(requests).to_contain_text("No requests right now")
+    expect(bill(astro_page.get_by_role("region", name=user.name))).to_be_visible()
+
+    user_page.goto(url)
+    panel = user_page.locator(f"#session-{session_id}")
+    say(user_page, panel, "Can you read me without scripts?")
+    expect(user_page).to_have_url(url)  # the form posted, and the page came back
+    expect(panel.get_by_role("log")).to_contain_text("Can you read me without scripts?")
+    messages = user.get(f"/api/sessions/{session_id}/messages").json()
+    assert [m["text"] for m in messages] == ["Can you read me without scripts?"]
+
+    # The End button opens a confirmation page; Continue Session goes back, still live.
+    panel.get_by_role("button", name="End Session").click()
+    expect(user_page).to_have_url(re.compile(rf"/sessions/{session_id}/end/confirm\??$"))
+    confirmation = user_page.get_by_role("region", name="End this session?")
+    expect(confirmation.get_by_role("definition").first).to_have_text(astrologer.name)
+    confirmation.get_by_role("link", name="Continue Session").click()
+    expect(user_page).to_have_url(url)
+    assert user.get(f"/api/sessions/{session_id}").json()["status"] == "active"
+
+    panel.get_by_role("button", name="End Session").click()
+    user_page.get_by_role("button", name="End Session").click()  # on the confirmation page
+    expect(user_page).to_have_url(url)
+    expect(ended_banner(panel)).to_contain_text("You ended the session")
+    expect(panel.get_by_role("textbox", name="Message")).to_be_disabled()
+    expect(bill(panel)).to_have_count(0)
+    session = user.get(f"/api/sessions/{session_id}").json()
+    assert session["status"] == "ended" and session["endReason"] == "user_requested"
+    assert user.get("/api/wallet").json()["balancePaise"] == before - session["totalCostPaise"]
+    expect(wallet_pill(user_page)).to_have_text(rupees(before - session["totalCostPaise"]))
+
+    astro_page.reload()
+    astro_panel = astro_page.locator(f"#session-{session_id}")
+    expect(ended_banner(astro_panel)).to_contain_text("The user ended the session")
+    expect(astro_panel.get_by_role("log")).to_contain_text("Can you read me without scripts?")
+    for page in (user_page, astro_page):  # no script ran: app.js marks the socket's state
+        expect(page.locator("body[data-socket]")).to_have_count(0)
+
+
 # ---------------------------------------------------------------- reconnecting
 
 
@@ -881,6 +947,13 @@ def test_axe_finds_no_violations_in_the_open_end_dialog(active):
     assert axe_violations(page, active.server) == []
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def test_axe_finds_no_violations_on_the_confirmation_page_without_javascript(active):
+    page = open_page(active.user_context, f"{active.url}/end/confirm")
+    expect(page.get_by_role("heading", level=1)).to_have_text("End this session?")
+    assert axe_violations(page, active.server) == []
+    page.close()
 
 
 def test_axe_finds_no_violations_on_the_dashboard(active):

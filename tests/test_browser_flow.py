@@ -4,26 +4,11 @@ import os
 import re
 
 import pytest
-from browser_helpers import SHOTS, Astrologers, make_user
+from browser_helpers import SHOTS, Astrologers, make_user, sign_in, socket_open
 from playwright.sync_api import expect
-from support import PASSWORD, wait_until
+from support import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-
-def sign_in(context, server, username):
-    page = context.new_page()
-    page.goto(server.url + "/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    socket_open(page)
-    return page
-
-
-def socket_open(page):
-    """Wait for the page's socket (app.js marks <body data-socket=open>): clicks before it race."""
-    expect(page.locator("body[data-socket=open]")).to_have_count(1)
 
 
 def test_user_ends_session_and_both_browsers_show_it(browser, server):

@@ -320,6 +320,40 @@ def test_ending_by_a_plain_form_redirects_to_the_session_page(open_browser, alic
     assert session_row(session_id).status == "ended"
 
 
+def test_without_htmx_the_end_confirmation_is_a_page_whose_form_ends_the_session(
+    open_browser, alice, guru
+):
+    session_id = started_ago(alice, guru, 65)
+    client, token = open_browser(alice)
+    page = text_of(client.get(f"/sessions/{session_id}"))
+    end_form = re.search(rf'<form id="end-form-{session_id}"[^>]*>', page).group(0)
+    assert f'method="get" action="/sessions/{session_id}/end/confirm"' in end_form
+    response = client.get(f"/sessions/{session_id}/end/confirm")
+    assert response.status_code == 200
+    html = text_of(response)
+    assert "<html" in html and "<dialog" not in html
+    assert "End this session?" in html and "Guru Dev" in html and "Spent so far" in html
+    assert f'<form method="post" action="/sessions/{session_id}/end"' in html
+    assert f'name="csrf_token" value="{token}"' in html
+    assert f'href="/sessions/{session_id}"' in html  # Continue Session
+    assert session_row(session_id).status == "active"  # asking is not ending
+
+
+def test_a_message_sent_by_a_plain_form_redirects_to_the_session_page(open_browser, alice, guru):
+    session_id = started_ago(alice, guru, 5)
+    client, token = open_browser(alice)
+    page = text_of(client.get(f"/sessions/{session_id}"))
+    compose = re.search(rf'<form id="session-{session_id}-compose"[^>]*>', page).group(0)
+    assert f'method="post" action="/sessions/{session_id}/messages"' in compose
+    response = client.post(
+        f"/sessions/{session_id}/messages",
+        data={"text": "No scripts here", "csrf_token": token, "event": "chat:send"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/sessions/{session_id}"
+    assert "No scripts here" in text_of(client.get(f"/sessions/{session_id}"))
+
+
 def test_ending_twice_from_the_page_charges_once(open_browser, alice, guru):
     session_id = started_ago(alice, guru, 30)
     client, token = open_browser(alice)
@@ -475,6 +509,19 @@ def test_the_astrologer_accepts_a_request_from_the_dashboard(open_browser, alice
     assert session_row(session_id).status == "active"
     user_client, _ = open_browser(alice)
     assert f'id="end-button-{session_id}"' in text_of(user_client.get(f"/sessions/{session_id}"))
+
+
+def test_the_astrologer_accepts_by_a_plain_form_and_comes_back_to_the_dashboard(
+    open_browser, alice, guru
+):
+    session_id = request_session(alice, guru)
+    client, token = open_browser(guru)
+    html = text_of(client.get("/dashboard"))
+    assert f'method="post" action="/sessions/{session_id}/accept"' in html
+    response = client.post(f"/sessions/{session_id}/accept", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard"
+    assert session_row(session_id).status == "active"
 
 
 def test_users_cannot_open_the_dashboard(open_browser, alice):

@@ -6,21 +6,12 @@ parties' browsers watch for dialogs, for requests nobody asked for, and for the 
 """
 
 import pytest
+from browser_helpers import sign_in
 from fault_helpers import HOSTILE_MESSAGES, make_account
 from playwright.sync_api import expect
-from support import PASSWORD, start_session
+from support import start_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-
-def sign_in(context, server, username):
-    page = context.new_page()
-    page.goto(server.url + "/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("body[data-socket=open]")).to_have_count(1)
-    return page
 
 
 class Watch:

@@ -1,9 +1,15 @@
-"""What the session panel and the astrologer dashboard show: one context, every renderer."""
+"""What the session panel and the astrologer dashboard show: one `Panel`, every renderer.
+
+The session page, its fragments, the dashboard and the socket's pushes all render a session
+from the `Panel` that `panel_for` builds, so they cannot disagree about what a viewer sees.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
 
 from .. import chat, consultations, ledger
 from ..accounts import User
 from ..clock import utcnow
-from ..consultations import Consultation
 from ..money import rupees
 from .common import services
 
@@ -42,39 +48,77 @@ STATUS_WORDS = {
 }
 
 
-def end_message(consultation: Consultation, role: str) -> str | None:
-    if consultation.status != consultations.ENDED:
-        return STATUS_WORDS.get(consultation.status)
-    words = ASTROLOGER_WORDS if role == "astrologer" else USER_WORDS
-    text = words.get(consultation.end_reason, "The session ended.")
-    if role == "astrologer":
-        text += f" Billed {rupees(consultation.total_cost_paise)}."
-    else:
-        text += f" Charged {rupees(consultation.total_cost_paise)}."
-    return text
+@dataclass(frozen=True)
+class Panel:
+    """One session as one viewer sees it: a party (the user or the astrologer) or an admin."""
+
+    viewer: User
+    consultation: consultations.Consultation
+    meter: consultations.Meter | None  # the live bill, while the session is active
+    low_balance_warning_seconds: int
+
+    @cached_property
+    def messages(self) -> list[chat.Message]:
+        """The chat so far, read only by the templates that show it (a bill push does not)."""
+        return chat.history(self.consultation.id)
+
+    @property
+    def viewer_is_user(self) -> bool:
+        """The viewer is the session's paying user: they see the balance and may recharge."""
+        return self.viewer.id == self.consultation.user_id
+
+    @property
+    def viewer_is_astrologer(self) -> bool:
+        return self.viewer.id == self.consultation.astrologer_id
+
+    @property
+    def viewer_is_party(self) -> bool:
+        """A party may chat and end the session; anyone else (an admin) only looks."""
+        return self.viewer_is_user or self.viewer_is_astrologer
+
+    @property
+    def other(self) -> User:
+        """Whom the viewer is talking to (for an admin, the astrologer)."""
+        c = self.consultation
+        return c.user if self.viewer_is_astrologer else c.astrologer
+
+    @property
+    def balance_ran_out(self) -> bool:
+        c = self.consultation
+        return c.is_ended and c.end_reason == consultations.INSUFFICIENT_BALANCE
+
+    @property
+    def reason_label(self) -> str | None:
+        return REASON_LABELS.get(self.consultation.end_reason)
+
+    @property
+    def end_message(self) -> str | None:
+        """Why the session is over, in the viewer's words; None while it is live."""
+        c = self.consultation
+        if not c.is_ended:
+            return STATUS_WORDS.get(c.status)
+        if self.viewer_is_astrologer:
+            text = ASTROLOGER_WORDS.get(c.end_reason, "The session ended.")
+            return f"{text} Billed {rupees(c.total_cost_paise)}."
+        text = USER_WORDS.get(c.end_reason, "The session ended.")
+        return f"{text} Charged {rupees(c.total_cost_paise)}."
 
 
-def panel_context(viewer: User, consultation: Consultation) -> dict:
-    role = consultation.party_role(viewer.id) or "admin"
-    context = {
-        "viewer": viewer,
-        "consultation": consultation,
-        "role": role,
-        "messages": chat.history(consultation.id),
-        "end_message": end_message(consultation, role),
-        "reason_label": REASON_LABELS.get(consultation.end_reason),
-        "meter": None,
-        "policy": services().policy,
-    }
-    if consultation.status == consultations.ACTIVE:
-        context["meter"] = consultations.meter(consultation, utcnow())
-    return context
+def panel_for(viewer: User, consultation: consultations.Consultation) -> Panel:
+    """The session as `viewer` sees it now, its live bill read at this instant."""
+    meter = consultations.meter(consultation, utcnow()) if consultation.is_active else None
+    return Panel(
+        viewer=viewer,
+        consultation=consultation,
+        meter=meter,
+        low_balance_warning_seconds=services().policy.low_balance_warning_seconds,
+    )
 
 
 def dashboard_context(astrologer: User) -> dict:
     return {
         "viewer": astrologer,
         "requests": consultations.list_for(astrologer, consultations.REQUESTED),
-        "live": [panel_context(astrologer, c) for c in consultations.on_desk(astrologer, utcnow())],
+        "live": [panel_for(astrologer, c) for c in consultations.on_desk(astrologer, utcnow())],
         "earnings": ledger.balance(ledger.earnings_of(astrologer.id)),
     }

@@ -3,12 +3,12 @@
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import accounts, audit, chat, consultations, ledger, wallet
+from .. import accounts, chat, consultations, ledger, wallet
 from ..billing import commission_paise
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound
 from .common import end_as_caller, is_fragment_request, request_id, services
-from .context import dashboard_context, panel_context
+from .context import dashboard_context, panel_for
 
 bp = Blueprint("pages", __name__)
 
@@ -34,7 +34,7 @@ def _own(session_id: int):
 def _with_wallet(html: str) -> str:
     """Add the header's wallet balance, swapped out of band, to a user's fragment: after an
     end the pill must show the settled figure at once, whether or not the socket is up."""
-    if current_user.role != "user":
+    if not current_user.is_user:
         return html
     balance = consultations.wallet_balance(current_user.id)
     return html + render_template("wallet/_balance.html", balance=balance, oob=True)
@@ -45,7 +45,7 @@ def home():
     if current_user.is_authenticated and current_user.is_astrologer:
         return redirect(url_for("pages.dashboard"))
     live = None
-    if current_user.is_authenticated and current_user.role == "user":
+    if current_user.is_authenticated and current_user.is_user:
         live = consultations.live_for(current_user)
     return render_template(
         "home.html", astrologers=accounts.astrologers(), hub=services().hub, live=live
@@ -90,8 +90,8 @@ def recharge():
         html = render_template("wallet/_balance.html", balance=result.balance_paise, oob=True)
         active = consultations.active_for(current_user)
         if active is not None:
-            context = panel_context(current_user, active)
-            html += render_template("sessions/_billing.html", **{**context, "oob": True})
+            panel = panel_for(current_user, active)
+            html += render_template("sessions/_billing.html", panel=panel, oob=True)
         return html
     return redirect(request.form.get("back") or url_for("pages.wallet"))
 
@@ -126,44 +126,46 @@ def history():
 @bp.get("/sessions/<int:session_id>")
 @login_required
 def session_page(session_id):
-    consultation = _own(session_id)
-    context = panel_context(current_user, consultation)
+    panel = panel_for(current_user, _own(session_id))
     if is_fragment_request():
-        return render_template("sessions/_panel.html", **context)
-    return render_template("sessions/page.html", **context)
+        return render_template("sessions/_panel.html", panel=panel)
+    return render_template("sessions/page.html", panel=panel)
 
 
 @bp.get("/sessions/<int:session_id>/billing")
 @login_required
 def billing_fragment(session_id):
     return render_template(
-        "sessions/_billing.html", **panel_context(current_user, _own(session_id))
+        "sessions/_billing.html", panel=panel_for(current_user, _own(session_id))
     )
 
 
 @bp.get("/sessions/<int:session_id>/end/confirm")
 @login_required
 def confirm_end(session_id):
+    """Ask before ending: a dialog for htmx, a page of its own for a browser without JavaScript."""
     consultation = _own(session_id)
     if consultation.party_role(current_user.id) is None:
         raise NotFound(consultations.SESSION_NOT_FOUND)
-    if consultation.status != consultations.ACTIVE:
+    if not consultation.is_active:
         raise Conflict(
             "No active session found to end: this session has already ended"
-            if consultation.status == consultations.ENDED
+            if consultation.is_ended
             else consultations.NOT_ACTIVE
         )
-    return render_template("sessions/_end_dialog.html", **panel_context(current_user, consultation))
+    panel = panel_for(current_user, consultation)
+    if is_fragment_request():
+        return render_template("sessions/_end_dialog.html", panel=panel)
+    return render_template("sessions/end.html", panel=panel)
 
 
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
 def end(session_id):
     end_as_caller(session_id, key=request.headers.get("Idempotency-Key"))
-    consultation = _own(session_id)
     if is_fragment_request():
-        panel = render_template("sessions/_panel.html", **panel_context(current_user, consultation))
-        return _with_wallet(panel)
+        panel = panel_for(current_user, _own(session_id))
+        return _with_wallet(render_template("sessions/_panel.html", panel=panel))
     return redirect(url_for("pages.session_page", session_id=session_id))
 
 
@@ -190,12 +192,13 @@ def answer(session_id, answer):
 @bp.post("/sessions/<int:session_id>/messages")
 @login_required
 def post_message(session_id):
+    """Send a message from the page (a browser with JavaScript sends it over the socket)."""
     chat.post_message(
         current_user, session_id, request.form.get("text"), at=utcnow(), hub=services().hub
     )
-    consultation = _own(session_id)
     if is_fragment_request():
-        return render_template("chat/_compose.html", **panel_context(current_user, consultation))
+        panel = panel_for(current_user, _own(session_id))
+        return render_template("chat/_compose.html", panel=panel)
     return redirect(url_for("pages.session_page", session_id=session_id))
 
 
@@ -203,18 +206,14 @@ def post_message(session_id):
 @login_required
 def summary(session_id):
     consultation = _own(session_id)
-    if consultation.status != consultations.ENDED:
+    if not consultation.is_ended:
         return redirect(url_for("pages.session_page", session_id=session_id))
+    panel = panel_for(current_user, consultation)
     earned = None
-    if consultation.party_role(current_user.id) == "astrologer":
+    if panel.viewer_is_astrologer:
         cost = consultation.total_cost_paise
         earned = cost - commission_paise(cost, services().policy.commission_percent)
-    return render_template(
-        "sessions/summary.html",
-        trail=audit.trail(consultation.id),
-        earned=earned,
-        **panel_context(current_user, consultation),
-    )
+    return render_template("sessions/summary.html", panel=panel, earned=earned)
 
 
 @bp.get("/dashboard")

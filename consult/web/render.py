@@ -9,10 +9,9 @@ from flask import render_template
 from .. import consultations
 from ..accounts import User
 from ..chat import Message
-from ..consultations import Consultation
 from ..db import db
 from ..realtime import Event
-from .context import dashboard_context, panel_context
+from .context import dashboard_context, panel_for
 
 
 def fragments(viewer_id: int, event: Event) -> str | None:
@@ -23,9 +22,13 @@ def fragments(viewer_id: int, event: Event) -> str | None:
     return handler(viewer, event.data) if handler else None
 
 
-def _consultation(viewer: User, data: dict) -> Consultation | None:
+def _consultation(viewer: User, data: dict) -> consultations.Consultation | None:
     session_id = data.get("sessionId", data.get("id"))
-    consultation = db.session.get(Consultation, session_id) if isinstance(session_id, int) else None
+    consultation = (
+        db.session.get(consultations.Consultation, session_id)
+        if isinstance(session_id, int)
+        else None
+    )
     if consultation is None or consultation.party_role(viewer.id) is None:
         return None
     return consultation
@@ -36,23 +39,26 @@ def _panel(viewer: User, data: dict) -> str:
     consultation = _consultation(viewer, data)
     if consultation is None:
         return ""
-    panel = render_template("sessions/_panel.html", oob=True, **panel_context(viewer, consultation))
-    return panel + _dashboard(viewer)
+    panel = panel_for(viewer, consultation)
+    return render_template("sessions/_panel.html", oob=True, panel=panel) + _dashboard(viewer)
 
 
 def _ended(viewer: User, data: dict) -> str:
     consultation = _consultation(viewer, data)
     if consultation is None:
         return ""
-    context = panel_context(viewer, consultation)
+    panel = panel_for(viewer, consultation)
     parts = [
-        render_template("sessions/_status.html", oob=True, **context),
-        render_template("sessions/_banner.html", oob=True, **context),
-        render_template("sessions/_billing.html", oob=True, **context),
-        render_template("chat/_compose.html", oob=True, **context),
-        render_template("sessions/_end_dialog_close.html", consultation=consultation),
+        render_template(partial, oob=True, panel=panel)
+        for partial in (
+            "sessions/_status.html",
+            "sessions/_banner.html",
+            "sessions/_billing.html",
+            "chat/_compose.html",
+            "sessions/_end_dialog_close.html",
+        )
     ]
-    if viewer.role == "user":
+    if viewer.is_user:
         balance = consultations.wallet_balance(viewer.id)
         parts.append(render_template("wallet/_balance.html", oob=True, balance=balance))
     return "".join(parts) + _dashboard(viewer)
@@ -91,13 +97,10 @@ def _billing(viewer: User, data: dict) -> str:
     if consultation is None:
         consultation = consultations.active_for(viewer)
     parts = []
-    if consultation is not None and consultation.status == consultations.ACTIVE:
-        parts.append(
-            render_template(
-                "sessions/_billing.html", oob=True, **panel_context(viewer, consultation)
-            )
-        )
-    if viewer.role == "user":
+    if consultation is not None and consultation.is_active:
+        panel = panel_for(viewer, consultation)
+        parts.append(render_template("sessions/_billing.html", oob=True, panel=panel))
+    if viewer.is_user:
         parts.append(
             render_template(
                 "wallet/_balance.html",
