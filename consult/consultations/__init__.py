@@ -60,7 +60,14 @@ from .queries import (
     live_for,
     on_desk,
 )
-from .settlement import Ended, EndOutcome, end_by_party, end_for_caller, end_session
+from .settlement import (
+    Ended,
+    EndOutcome,
+    end_by_admin,
+    end_by_party,
+    end_for_caller,
+    end_session,
+)
 
 __all__ = [
     "ACTIVE",
