@@ -11,6 +11,7 @@ from . import (  # noqa: F401 -- the models
     chat,
     cli,
     config,
+    feedback,
     idempotency,
     ledger,
     scheduler,

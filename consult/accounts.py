@@ -55,6 +55,9 @@ class User(RoleChecks, UserMixin, db.Model):
     rate_paise_per_minute: Mapped[int | None]
     speciality: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Astrologers: whether they take requests, and how many chats at once (None: no cap).
+    availability: Mapped[str] = mapped_column(String(8), default="online", server_default="online")
+    max_sessions: Mapped[int | None]
 
 
 @dataclass(frozen=True)

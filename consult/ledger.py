@@ -53,12 +53,14 @@ class Transfer(db.Model):
     __tablename__ = "transfers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # recharge | settlement
+    kind: Mapped[str] = mapped_column(String(32))  # recharge | settlement | refund
     memo: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # A settlement names its consultation; the unique constraint makes a second
     # settlement of one consultation impossible at the database level.
     consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), unique=True)
+    # A refund names the session it gives money back for (several refunds may name one).
+    refund_of_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), index=True)
     external_reference: Mapped[str | None] = mapped_column(String(100))
 
 
@@ -162,6 +164,7 @@ def post_transfer(
     at: datetime,
     memo: str,
     consultation_id: int | None = None,
+    refund_of_id: int | None = None,
     external_reference: str | None = None,
 ) -> int:
     """Record one balanced transfer in the caller's transaction; zero-amount moves are skipped.
@@ -180,6 +183,7 @@ def post_transfer(
             memo=memo,
             created_at=at,
             consultation_id=consultation_id,
+            refund_of_id=refund_of_id,
             external_reference=external_reference,
         )
     ).inserted_primary_key[0]
@@ -245,7 +249,7 @@ def statement_of(account: Account, limit: int = 100) -> list[dict]:
             "at": transfer.created_at,
             "kind": transfer.kind,
             "memo": transfer.memo,
-            "consultation_id": transfer.consultation_id,
+            "consultation_id": transfer.consultation_id or transfer.refund_of_id,
             "amount_paise": amount,
         }
         for transfer, amount in rows

@@ -13,7 +13,10 @@ and returns a report whose problems each name the offending row. The invariants:
 - the settlement takes exactly the cost from that user's wallet and pays it to that
   astrologer and the platform, and was posted in the same act as the end;
 - nothing is charged for a consultation that has not ended, and nothing was ever billed for
-  one that never started.
+  one that never started;
+- a refund names its ended consultation, moves money from that astrologer's earnings and
+  the platform back to that user's wallet, and the refunds of a consultation add up to its
+  `refunded_paise` and never to more than its cost.
 
 `flask --app app audit-ledger` runs it for an operator.
 """
@@ -37,7 +40,7 @@ from .consultations import (
 )
 from .db import db
 
-RECHARGE, SETTLEMENT = "recharge", "settlement"
+RECHARGE, SETTLEMENT, REFUND = "recharge", "settlement", "refund"
 NEVER_STARTED = (REQUESTED, DECLINED, CANCELLED, EXPIRED)
 
 
@@ -144,6 +147,7 @@ class _Transfer:
     kind: str
     consultation_id: int | None
     created_at: object
+    refund_of_id: int | None = None
     debits: dict = field(default_factory=lambda: defaultdict(int))  # account id -> paise
     credits: dict = field(default_factory=lambda: defaultdict(int))
 
@@ -158,13 +162,14 @@ class _Transfer:
 
 def _check_transfers(report: Report, accounts: dict) -> dict[int, _Transfer]:
     transfers = {
-        row.id: _Transfer(row.id, row.kind, row.consultation_id, row.created_at)
+        row.id: _Transfer(row.id, row.kind, row.consultation_id, row.created_at, row.refund_of_id)
         for row in db.session.execute(
             select(
                 ledger.Transfer.id,
                 ledger.Transfer.kind,
                 ledger.Transfer.consultation_id,
                 ledger.Transfer.created_at,
+                ledger.Transfer.refund_of_id,
             )
         )
     }
@@ -196,6 +201,14 @@ def _check_transfers(report: Report, accounts: dict) -> dict[int, _Transfer]:
             )
         if t.kind == RECHARGE:
             _check_recharge(report, t, accounts)
+        elif t.kind == REFUND:
+            if t.refund_of_id is None or t.consultation_id is not None:
+                report.add(
+                    "refund_names_session",
+                    "transfers",
+                    t.id,
+                    "a refund must name the consultation it refunds (refund_of_id) and no other",
+                )
         elif t.kind == SETTLEMENT:
             if t.consultation_id is None:
                 report.add(
@@ -237,10 +250,12 @@ def _check_recharge(report: Report, t: _Transfer, accounts: dict) -> None:
 
 
 def _check_consultations(report: Report, accounts: dict, transfers: dict) -> None:
-    settlements = defaultdict(list)
+    settlements, refunds = defaultdict(list), defaultdict(list)
     for t in transfers.values():
         if t.consultation_id is not None:
             settlements[t.consultation_id].append(t)
+        if t.refund_of_id is not None:
+            refunds[t.refund_of_id].append(t)
     ended_events = defaultdict(list)
     for event in db.session.execute(
         select(
@@ -263,6 +278,7 @@ def _check_consultations(report: Report, accounts: dict, transfers: dict) -> Non
         seen.add(c.id)
         mine = settlements.get(c.id, [])
         events = ended_events.get(c.id, [])
+        _check_refunds(report, c, refunds.get(c.id, []), wallets, earnings, platform)
         if c.status == ENDED:
             _check_ended(report, c, mine, events, wallets, earnings, platform)
             continue
@@ -294,7 +310,7 @@ def _check_consultations(report: Report, accounts: dict, transfers: dict) -> Non
                 c.id,
                 f"{c.status} but has {', '.join(billed)} set",
             )
-    for consultation_id in (settlements.keys() | ended_events.keys()) - seen:
+    for consultation_id in (settlements.keys() | ended_events.keys() | refunds.keys()) - seen:
         report.add(
             "settlement_names_session",
             "consultations",
@@ -396,3 +412,40 @@ def _check_settlement(report, c, t: _Transfer, wallets, earnings, platform) -> N
             f"pays {t.credited} paise to accounts {sorted(t.credits)}; consultation {c.id} "
             f"cost {cost}, payable to astrologer {c.astrologer_id} and the platform only",
         )
+
+
+def _check_refunds(report, c, refunds, wallets, earnings, platform) -> None:
+    """Money back to the user, from whom it was paid to, never more than the cost."""
+    total = sum(t.credited for t in refunds)
+    if refunds and c.status != ENDED:
+        report.add(
+            "refund_only_when_ended",
+            "consultations",
+            c.id,
+            f"{c.status}, not ended, but refunded by transfers {[t.id for t in refunds]}",
+        )
+        return
+    if total != (c.refunded_paise or 0):
+        report.add(
+            "refund_recorded",
+            "consultations",
+            c.id,
+            f"records {c.refunded_paise} paise refunded; its refund transfers add up to {total}",
+        )
+    if refunds and total > (c.total_cost_paise or 0):
+        report.add(
+            "refund_within_cost",
+            "consultations",
+            c.id,
+            f"refunded {total} paise of a cost of {c.total_cost_paise}",
+        )
+    sources = {earnings.get(c.astrologer_id)} | platform
+    for t in refunds:
+        if set(t.credits) - {wallets.get(c.user_id)} or set(t.debits) - sources:
+            report.add(
+                "refund_shape",
+                "transfers",
+                t.id,
+                f"a refund of consultation {c.id} must move money from astrologer "
+                f"{c.astrologer_id}'s earnings and the platform to user {c.user_id}'s wallet",
+            )

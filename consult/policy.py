@@ -10,6 +10,8 @@ class Policy:
     disconnect_grace_seconds: int = 30
     request_timeout_seconds: int = 120
     low_balance_warning_seconds: int = 60
+    make_good_seconds: int = 60  # an astrologer leaving sooner costs the user nothing (0: off)
+    make_good_silent: bool = True  # a billed session the astrologer never wrote in is free
 
     @classmethod
     def from_config(cls, config) -> "Policy":
@@ -19,4 +21,13 @@ class Policy:
             disconnect_grace_seconds=int(config["DISCONNECT_GRACE_SECONDS"]),
             request_timeout_seconds=int(config["REQUEST_TIMEOUT_SECONDS"]),
             low_balance_warning_seconds=int(config["LOW_BALANCE_WARNING_SECONDS"]),
+            make_good_seconds=int(config["MAKE_GOOD_SECONDS"]),
+            make_good_silent=_yes(config["MAKE_GOOD_SILENT_ASTROLOGER"]),
         )
+
+
+def _yes(value) -> bool:
+    """A switch from the environment or a config file: `false`, `0`, `no` and `off` turn it off."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off", "")
+    return bool(value)

@@ -22,6 +22,9 @@ def session(c) -> dict:
         "endReason": c.end_reason,
         "durationSeconds": c.billed_seconds,
         "totalCostPaise": c.total_cost_paise,
+        "maxMinutes": c.max_minutes,
+        "maxSpendPaise": c.max_spend_paise,
+        "refundedPaise": c.refunded_paise or 0,
     }
 
 
@@ -35,6 +38,8 @@ def bill(meter, *, viewer_id: int) -> dict:
         "fundedSecondsLeft": meter.funded_seconds_left,
         "paused": meter.paused,
         "ratePaisePerMinute": meter.rate_paise_per_minute,
+        "endsBy": meter.ends_by,
+        "secondsLeft": meter.seconds_left,
     }
 
 
@@ -71,3 +76,61 @@ def message(m) -> dict:
 def account(user) -> dict:
     """Who is signed in (`GET /api/me`)."""
     return {"id": user.id, "username": user.username, "role": user.role}
+
+
+def astrologer(a, *, online: bool, availability: str, rating: tuple | None) -> dict:
+    """An entry of `GET /api/astrologers`."""
+    average, count = rating or (None, 0)
+    return {
+        "id": a.id,
+        "username": a.username,
+        "name": a.display_name,
+        "ratePaisePerMinute": a.rate_paise_per_minute,
+        "speciality": a.speciality,
+        "online": online,
+        "availability": availability,
+        "ratingAverage": average,
+        "ratingCount": count,
+    }
+
+
+def availability(a) -> dict:
+    """An astrologer's own setting (`PUT /api/me/availability`)."""
+    return {"status": a.availability, "maxSessions": a.max_sessions}
+
+
+def rating(r) -> dict:
+    return {
+        "sessionId": r.consultation_id,
+        "stars": r.stars,
+        "comment": r.comment,
+        "ratedAt": iso(r.rated_at),
+    }
+
+
+def report(r) -> dict:
+    return {
+        "id": r.id,
+        "sessionId": r.consultation_id,
+        "category": r.category,
+        "text": r.text,
+        "status": r.status,
+        "createdAt": iso(r.created_at),
+        "refundPaise": r.refund_paise,
+        "note": r.note,
+        "resolvedAt": iso(r.resolved_at),
+    }
+
+
+def digest(d) -> dict:
+    """The automatic summary of a session's chat."""
+    return {
+        "userMessages": d.user_messages,
+        "userWords": d.user_words,
+        "astrologerMessages": d.astrologer_messages,
+        "astrologerWords": d.astrologer_words,
+        "firstQuestion": d.first_question,
+        "lastAnswer": d.last_answer,
+        "topWords": [{"word": w, "count": n} for w, n in d.top_words],
+        "billedSeconds": d.billed_seconds,
+    }

@@ -45,6 +45,8 @@ SETTINGS = {
     "LOW_BALANCE_WARNING_SECONDS": 2,
     "MIN_SESSION_SECONDS": 1,
     "SCHEDULER_INTERVAL_SECONDS": 0.1,
+    "MAKE_GOOD_SECONDS": 3,  # an astrologer ending within 3 s costs the user nothing
+    "MAKE_GOOD_SILENT_ASTROLOGER": "true",
 }
 RATES = (3000, 6100, 12_000)  # paise per minute; 6100 is not a multiple of 60
 TERMINAL = ("ended", "declined", "cancelled", "expired")
@@ -98,6 +100,7 @@ class Soak:
         )
         self.app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "soak"})
         self.astrologers = [self.account("astrologer", rate) for rate in RATES]
+        self.admin = self.account("admin")
 
     # -- accounts
 
@@ -259,11 +262,20 @@ class Schedule:
 
     # -- actions
 
+    def limits(self) -> dict:
+        """Some requests carry the user's own limits: a time limit, a spend cap, or both."""
+        chosen = {}
+        if self.rng.random() < 0.25:
+            chosen["maxMinutes"] = 1
+        if self.rng.random() < 0.3:
+            chosen["maxSpendPaise"] = self.rng.choice((100, 250, 700))
+        return chosen
+
     def request(self):
         user = self.rng.choice(self.users)
         astrologer = self.rng.choice(self.soak.astrologers)
         body = self.answer(
-            user.post("/api/sessions", {"astrologerId": astrologer.id}),
+            user.post("/api/sessions", {"astrologerId": astrologer.id, **self.limits()}),
             (201, 402, 409),
             "a request",
         )
@@ -340,6 +352,65 @@ class Schedule:
         self.keys[key] = (user, amount, body)
         expect(body["balancePaise"] >= amount, f"recharge of {amount} left {body}")
         return f"recharge {amount}"
+
+    def change_limits(self):
+        c = self.pick_session("active", "requested", "ended")
+        if c is None:
+            return "limits: no session"
+        change = self.limits() or {"maxSpendPaise": None, "maxMinutes": None}
+        body = self.answer(
+            c.user.put(f"/api/sessions/{c.id}/limits", change), (200, 409), f"limits of #{c.id}"
+        )
+        if "id" in body:
+            expect(all(body[k] == v for k, v in change.items()), f"limits {change} gave {body}")
+        return f"limits of #{c.id} {change}"
+
+    def rate(self):
+        c = self.pick_session("ended")
+        if c is None:
+            return "rate: nothing ended"
+        stars = self.rng.randint(1, 5)
+        body = self.answer(
+            c.user.put(f"/api/sessions/{c.id}/rating", {"stars": stars, "comment": "ok"}),
+            (200, 409),
+            f"rating #{c.id}",
+        )
+        if "stars" in body:
+            expect(body["stars"] == stars, f"rated {stars}, got {body}")
+        return f"rate #{c.id} {stars}"
+
+    def refund(self):
+        """An admin refunds part of a session, or its user reports it and the admin resolves."""
+        c = self.pick_session("ended")
+        if c is None:
+            return "refund: nothing ended"
+        amount = self.rng.choice((1, 50, 300, 10_000))
+        if self.rng.random() < 0.5:
+            self.answer(
+                self.soak.admin.post(
+                    f"/api/admin/sessions/{c.id}/refund",
+                    {"amountPaise": amount, "note": "soak"},
+                    headers={"Idempotency-Key": uuid.uuid4().hex},
+                ),
+                (200, 409),
+                f"refund of #{c.id}",
+            )
+            return f"admin refund #{c.id} {amount}"
+        filed = self.answer(
+            c.user.post(f"/api/sessions/{c.id}/report", {"category": "quality", "text": "soak"}),
+            (201, 409),
+            f"report of #{c.id}",
+        )
+        if "id" in filed:
+            self.answer(
+                self.soak.admin.post(
+                    f"/api/admin/reports/{filed['id']}/resolve",
+                    {"refundPaise": self.rng.choice((0, amount)), "note": "soak"},
+                ),
+                (200, 409),
+                f"resolving the report of #{c.id}",
+            )
+        return f"report #{c.id}"
 
     def end_once(self, c: Consultation, ender: Api, how: str) -> dict | None:
         as_user = ender is c.user
@@ -471,6 +542,9 @@ class Schedule:
         ("drop", 2),
         ("wait", 4),
         ("kill", 0.4),
+        ("change_limits", 1),
+        ("rate", 1),
+        ("refund", 1),
     )
 
     def step(self) -> str:
@@ -499,12 +573,24 @@ class Schedule:
             time.sleep(0.2)
         self.soak.books("after the schedule drained")
         costs = {user.id: 0 for user in self.users}
+        refunds = {user.id: 0 for user in self.users}
         for c in self.sessions.values():
             body = self.answer(c.user.get(f"/api/sessions/{c.id}"), (200,), f"GET #{c.id}")
             if body["status"] != "ended":
                 expect(body["totalCostPaise"] is None, f"#{c.id} {body['status']} yet charged")
                 continue
             costs[c.user.id] += body["totalCostPaise"]
+            refunds[c.user.id] += body["refundedPaise"]
+            expect(
+                0 <= body["refundedPaise"] <= body["totalCostPaise"],
+                f"#{c.id}: refunded {body['refundedPaise']} of {body['totalCostPaise']}",
+            )
+            if body["maxSpendPaise"] is not None:
+                expect(
+                    body["totalCostPaise"] <= body["maxSpendPaise"],
+                    f"#{c.id}: cost {body['totalCostPaise']} passed its cap "
+                    f"{body['maxSpendPaise']}",
+                )
             expect(
                 body["totalCostPaise"] == body["durationSeconds"] * c.rate // 60,
                 f"#{c.id}: {body}",
@@ -518,11 +604,12 @@ class Schedule:
                 )
         for user in self.users:
             wallet = self.answer(user.get("/api/wallet"), (200,), "GET /api/wallet")
-            expected = self.credited[user.id] - costs[user.id]
+            expected = self.credited[user.id] - costs[user.id] + refunds[user.id]
             expect(
                 wallet["balancePaise"] == expected,
                 f"user {user.id}: wallet {wallet['balancePaise']}, but credited "
-                f"{self.credited[user.id]} minus costs {costs[user.id]} is {expected}",
+                f"{self.credited[user.id]} minus costs {costs[user.id]} plus refunds "
+                f"{refunds[user.id]} is {expected}",
             )
         for wss in self.sockets.values():
             for ws in wss:

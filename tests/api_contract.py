@@ -13,6 +13,10 @@ SESSION_FIELDS = {
     "endReason",
     "durationSeconds",
     "totalCostPaise",
+    # API.md "Second wave"
+    "maxMinutes",
+    "maxSpendPaise",
+    "refundedPaise",
 }
 END_FIELDS = {
     "sessionId",
@@ -26,3 +30,25 @@ END_FIELDS = {
 ENDED_FIELDS = {"sessionId", "reason", "timestamp", "durationSeconds", "totalCostPaise"}
 BILLING_FIELDS = {"sessionId", "elapsedSeconds", "costPaise", "balancePaise", "fundedSecondsLeft"}
 MESSAGE_FIELDS = {"sessionId", "id", "senderId", "text", "sentAt"}
+ASTROLOGER_FIELDS = {
+    "id",
+    "username",
+    "name",
+    "ratePaisePerMinute",
+    "speciality",
+    "online",
+    "availability",
+    "ratingAverage",
+    "ratingCount",
+}
+RATING_FIELDS = {"sessionId", "stars", "comment", "ratedAt"}
+REPORT_FIELDS = {
+    "id",
+    "sessionId",
+    "category",
+    "text",
+    "status",
+    "createdAt",
+    "refundPaise",
+    "note",
+}

@@ -36,6 +36,11 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+# The make-good refunds a silent astrologer's session and an early walk-out; the tests of
+# the settlement's own arithmetic turn it off, and the make-good's tests turn it on.
+NO_MAKE_GOOD = {"MAKE_GOOD_SECONDS": 0, "MAKE_GOOD_SILENT_ASTROLOGER": "false"}
+
+
 def _in_process_app(database_url):
     from consult import create_app
 
@@ -45,6 +50,7 @@ def _in_process_app(database_url):
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test",
             "MIN_SESSION_SECONDS": 60,
+            **NO_MAKE_GOOD,
         }
     )
 
@@ -168,6 +174,7 @@ def client(app):
 
 # Fast clocks so every end reason can be reached in seconds.
 FAST = {
+    **NO_MAKE_GOOD,
     "DISCONNECT_GRACE_SECONDS": 2,
     "REQUEST_TIMEOUT_SECONDS": 3,
     "LOW_BALANCE_WARNING_SECONDS": 2,

@@ -126,7 +126,13 @@ class Api:
         )
 
     def post(self, path, json_body=None, **kw):
-        return requests.post(
+        return self._send(requests.post, path, json_body, **kw)
+
+    def put(self, path, json_body=None, **kw):
+        return self._send(requests.put, path, json_body, **kw)
+
+    def _send(self, method, path, json_body, **kw):
+        return method(
             self.server.url + path,
             json=json_body,
             headers=self.headers(kw.pop("headers", None)),

@@ -11,6 +11,7 @@ The package follows the life of a consultation; callers use the names below.
 - `due`: what the scheduler asks (due ends, low balance) and crash recovery
 """
 
+from . import limits, refunds
 from .due import (
     due_ends,
     low_balance,
@@ -20,11 +21,14 @@ from .due import (
     refresh_funded_until,
 )
 from .lifecycle import accept, cancel, decline, expire_stale, request_consultation
+from .limits import set_limits
 from .meter import Meter, bill_for, meter, wallet_balance
 from .model import (
     ACTIVE,
+    ADMIN_ENDED,
     ASTROLOGER_DISCONNECTED,
     ASTROLOGER_ENDED,
+    BY_BALANCE,
     CANCELLED,
     DECLINED,
     END_REASONS,
@@ -35,7 +39,9 @@ from .model import (
     NOT_ACTIVE,
     NOT_WAITING,
     REQUESTED,
+    SCHEDULED_END,
     SESSION_NOT_FOUND,
+    SPEND_CAP,
     STATUSES,
     SYSTEM_ERROR,
     USER_DISCONNECTED,
@@ -43,11 +49,37 @@ from .model import (
     Consultation,
 )
 from .pauses import party_left, party_returned, pause_vanished_parties
-from .queries import active_for, active_id_for, get_for_party, list_for, live_for, on_desk
-from .settlement import Ended, EndOutcome, end_by_party, end_for_caller, end_session
+from .queries import (
+    active_count,
+    active_counts,
+    active_for,
+    active_id_for,
+    everyone,
+    get_for_party,
+    list_for,
+    live_for,
+    on_desk,
+)
+from .settlement import (
+    Ended,
+    EndOutcome,
+    end_by_admin,
+    end_by_party,
+    end_for_caller,
+    end_session,
+)
 
 __all__ = [
     "ACTIVE",
+    "ADMIN_ENDED",
+    "BY_BALANCE",
+    "SCHEDULED_END",
+    "SPEND_CAP",
+    "active_count",
+    "active_counts",
+    "limits",
+    "refunds",
+    "set_limits",
     "ASTROLOGER_DISCONNECTED",
     "ASTROLOGER_ENDED",
     "CANCELLED",
@@ -76,7 +108,9 @@ __all__ = [
     "cancel",
     "decline",
     "due_ends",
+    "end_by_admin",
     "end_by_party",
+    "everyone",
     "end_for_caller",
     "end_session",
     "expire_stale",

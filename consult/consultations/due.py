@@ -15,7 +15,10 @@ from .meter import Meter, funded_until_of, meter, wallet_balance
 from .model import (
     ACTIVE,
     ASTROLOGER_DISCONNECTED,
+    BY_BALANCE,
     INSUFFICIENT_BALANCE,
+    SCHEDULED_END,
+    SPEND_CAP,
     SYSTEM_ERROR,
     USER_DISCONNECTED,
     Consultation,
@@ -64,6 +67,8 @@ _DUE_COLUMNS = (
     table.c.funded_until,
     table.c.user_left_at,
     table.c.astrologer_left_at,
+    table.c.max_spend_paise,
+    table.c.ends_at,
 )
 
 
@@ -74,11 +79,13 @@ def _due_query(now: datetime, cutoff: datetime):
         select(*_DUE_COLUMNS).where(active, table.c.funded_until <= now),
         select(*_DUE_COLUMNS).where(active, table.c.user_left_at <= cutoff),
         select(*_DUE_COLUMNS).where(active, table.c.astrologer_left_at <= cutoff),
+        select(*_DUE_COLUMNS).where(active, table.c.ends_at <= now),
     )
 
 
 def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
-    """Active consultations that must end now, with the reason: funds out or a party gone.
+    """Active consultations that must end now, with the reason: the funds or the spend cap
+    reached, the time limit come, or a party gone past the grace.
 
     Found through the (status, due time) indexes, so a tick costs what is due, not
     what is live. A funded end is checked against the ledger first (the stored time can
@@ -89,28 +96,35 @@ def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
     rows = db.session.execute(_due_query(now, cutoff)).all()
     due, stale = [], []
     for row in {row.id: row for row in rows}.values():  # one due twice (funds and grace)
-        candidates = []
         since = paused_since_of(row)
+        # (when, rank, reason): the earliest wins; at a tie the user's own limit names it.
+        candidates = []
         if row.funded_until is not None and (since is None or row.funded_until <= since):
-            candidates.append((row.funded_until, INSUFFICIENT_BALANCE))
+            candidates.append((row.funded_until, 1, _FUNDS))
+        if row.ends_at is not None:
+            candidates.append((row.ends_at, 0, SCHEDULED_END))
         if row.user_left_at is not None:
-            candidates.append((row.user_left_at + grace, USER_DISCONNECTED))
+            candidates.append((row.user_left_at + grace, 2, USER_DISCONNECTED))
         if row.astrologer_left_at is not None:
-            candidates.append((row.astrologer_left_at + grace, ASTROLOGER_DISCONNECTED))
-        when, reason = min(candidates)
-        if when > now:
-            continue
-        if reason == INSUFFICIENT_BALANCE:
-            wallet_paise = wallet_balance(row.user_id)
-            if funded_until_of(row, wallet_paise) > now:
-                stale.append((row, wallet_paise))
-                continue
-        due.append((row.id, reason))
+            candidates.append((row.astrologer_left_at + grace, 2, ASTROLOGER_DISCONNECTED))
+        for _when, _, reason in sorted(c for c in candidates if c[0] <= now):
+            if reason == _FUNDS:
+                wallet_paise = wallet_balance(row.user_id)
+                if funded_until_of(row, wallet_paise) > now:
+                    stale.append((row, wallet_paise))
+                    continue
+                capped = row.max_spend_paise is not None and row.max_spend_paise <= wallet_paise
+                reason = SPEND_CAP if capped else INSUFFICIENT_BALANCE
+            due.append((row.id, reason))
+            break
     if stale:
         with write_transaction():
             for row, wallet_paise in stale:
                 _set_funded_until(row, wallet_paise)
     return due
+
+
+_FUNDS = "funds"  # the wallet or the spend cap, told apart against the ledger
 
 
 def low_balance(*, now: datetime, policy: Policy) -> list[tuple[Consultation, Meter]]:
@@ -134,6 +148,8 @@ def low_balance(*, now: datetime, policy: Policy) -> list[tuple[Consultation, Me
         )
     ):
         reading = meter(consultation, now)
+        if reading.ends_by != BY_BALANCE:  # the user's own limit ends it first: no alarm
+            continue
         if 0 < reading.funded_seconds_left <= policy.low_balance_warning_seconds:
             result.append((consultation, reading))
     return result

@@ -6,13 +6,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, billing, wire
+from .. import audit, availability, billing, wire
 from ..accounts import User
 from ..db import db, write_transaction
 from ..errors import Conflict, Forbidden, NotFound, PaymentRequired
 from ..policy import Policy
 from ..realtime import Event, Hub
-from .meter import funded_until_of, wallet_balance
+from .limits import apply as apply_limits
+from .meter import wallet_balance
 from .model import (
     ACTIVE,
     CANCELLED,
@@ -22,21 +23,25 @@ from .model import (
     REQUESTED,
     SESSION_NOT_FOUND,
     Consultation,
+    locked,
 )
-from .queries import get_for_party, live_for
-
-
-def _locked(consultation_id: int) -> Consultation | None:
-    """Load a consultation for update (a row lock on PostgreSQL; SQLite holds the write lock)."""
-    return db.session.get(
-        Consultation, consultation_id, with_for_update={"of": Consultation}, populate_existing=True
-    )
+from .queries import active_count, get_for_party, live_for
 
 
 def request_consultation(
-    user: User, astrologer_id, *, at: datetime, hub: Hub, policy: Policy, request_id=None
+    user: User,
+    astrologer_id,
+    *,
+    at: datetime,
+    hub: Hub,
+    policy: Policy,
+    limits: dict | None = None,
+    request_id=None,
 ) -> Consultation:
-    """Ask an astrologer for a chat; the wallet must fund the minimum session first."""
+    """Ask an astrologer for a chat, with the user's limits (`limits.parse`) if any.
+
+    The astrologer must be taking requests, and the wallet must fund the minimum session.
+    """
     if user.role != "user":
         raise Forbidden("Only users can request a session")
     if not isinstance(astrologer_id, int) or isinstance(astrologer_id, bool):
@@ -49,6 +54,9 @@ def request_consultation(
         with write_transaction():
             if live_for(user) is not None:
                 raise Conflict("You already have a requested or active session")
+            takes = availability.effective(astrologer, active_count(astrologer.id))
+            if takes != availability.ONLINE:
+                raise Conflict(availability.NOT_AVAILABLE)
             needed = billing.cost_paise(policy.min_session_seconds, rate)
             if wallet_balance(user.id) < needed:
                 raise PaymentRequired(
@@ -61,6 +69,7 @@ def request_consultation(
                 rate_paise_per_minute=rate,
                 status=REQUESTED,
                 requested_at=at,
+                **(limits or {}),
             )
             db.session.add(consultation)
             db.session.flush()
@@ -90,7 +99,7 @@ def _answer(
     if consultation.party_role(actor.id) != role:
         raise NotFound(SESSION_NOT_FOUND)
     with write_transaction():
-        consultation = _locked(consultation.id)
+        consultation = locked(consultation.id)
         if consultation.status != REQUESTED:
             raise Conflict(NOT_WAITING)
         consultation.status = status
@@ -111,9 +120,7 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
         # billing is paused and the disconnect grace runs, so nobody pays for an empty room.
         if hub.gone_since(consultation.user_id) is not None:
             consultation.user_left_at = at
-        consultation.funded_until = funded_until_of(
-            consultation, wallet_balance(consultation.user_id)
-        )
+        apply_limits(consultation, wallet_balance(consultation.user_id))
 
     return _answer(
         astrologer,

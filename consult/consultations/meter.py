@@ -5,7 +5,17 @@ from datetime import datetime
 
 from .. import billing, ledger
 from ..errors import NotFound
-from .model import ACTIVE, SESSION_NOT_FOUND, Consultation, paused_of, paused_since_of
+from .model import (
+    ACTIVE,
+    BY_BALANCE,
+    INSUFFICIENT_BALANCE,
+    SCHEDULED_END,
+    SESSION_NOT_FOUND,
+    SPEND_CAP,
+    Consultation,
+    paused_of,
+    paused_since_of,
+)
 from .queries import active_for, get_for_party
 
 
@@ -17,10 +27,12 @@ class Meter:
     elapsed_seconds: int
     cost_paise: int
     wallet_paise: int
-    funded_seconds_left: int
+    funded_seconds_left: int  # what the wallet alone still pays for
     paused: bool
     rate_paise_per_minute: int
     user_id: int  # whose wallet: only they see the balance
+    seconds_left: int  # until it ends by itself (`ends_by`), if nothing else ends it first
+    ends_by: str  # BY_BALANCE, SPEND_CAP or SCHEDULED_END
 
     @property
     def balance_paise(self) -> int:
@@ -39,15 +51,23 @@ def meter(consultation: Consultation, at: datetime, wallet_paise: int | None = N
     rate = consultation.rate_paise_per_minute
     stop = billing_stop(consultation, at, wallet_paise)
     elapsed = billing.billable_seconds(consultation.started_at, stop, paused_of(consultation))
+    when, reason = automatic_end(consultation, wallet_paise)
+    paused = paused_since_of(consultation) is not None
+    if reason == SCHEDULED_END or not paused:
+        left = max(0, int((when - max(at, consultation.started_at)).total_seconds()))
+    else:  # a pause holds the funds' clock still
+        left = max(0, int((when - paused_since_of(consultation)).total_seconds()))
     return Meter(
         session_id=consultation.id,
         elapsed_seconds=elapsed,
         cost_paise=billing.cost_paise(elapsed, rate),
         wallet_paise=wallet_paise,
         funded_seconds_left=max(0, billing.funded_seconds(wallet_paise, rate) - elapsed),
-        paused=paused_since_of(consultation) is not None,
+        paused=paused,
         rate_paise_per_minute=rate,
         user_id=consultation.user_id,
+        seconds_left=left,
+        ends_by=BY_BALANCE if reason == INSUFFICIENT_BALANCE else reason,
     )
 
 
@@ -68,13 +88,36 @@ def bill_for(viewer, consultation_id, *, at: datetime) -> Meter:
 
 
 def funded_until_of(c, wallet_paise: int) -> datetime:
-    """When the wallet runs out for this consultation (an ORM object or a row)."""
-    return billing.funded_until(c.started_at, paused_of(c), wallet_paise, c.rate_paise_per_minute)
+    """When the money for this consultation runs out (an ORM object or a row): the wallet's,
+    or the user's spend cap where that is less. Pauses move it out."""
+    funds = wallet_paise if c.max_spend_paise is None else min(wallet_paise, c.max_spend_paise)
+    return billing.funded_until(c.started_at, paused_of(c), funds, c.rate_paise_per_minute)
+
+
+def automatic_end(c, wallet_paise: int) -> tuple[datetime, str]:
+    """When the consultation ends by itself if nothing else ends it, and with which reason:
+    the funds (`insufficient_balance`, or `spend_cap` where the cap binds) or the time limit
+    (`scheduled_end`). At a tie the user's own limit names the reason."""
+    capped = c.max_spend_paise is not None and c.max_spend_paise <= wallet_paise
+    ends = [
+        (
+            funded_until_of(c, wallet_paise),
+            0 if capped else 1,
+            SPEND_CAP if capped else INSUFFICIENT_BALANCE,
+        )
+    ]
+    if c.ends_at is not None:
+        ends.append((c.ends_at, 0, SCHEDULED_END))
+    when, _, reason = min(ends)
+    return when, reason
 
 
 def billing_stop(c, at: datetime, wallet_paise: int) -> datetime:
-    """When billing stops if the consultation ends at `at`: never past a pause or the funds."""
+    """When billing stops if the consultation ends at `at`: never past a pause, the funds,
+    the spend cap or the time limit, so the cost never passes the cap."""
     bounds = [at, funded_until_of(c, wallet_paise)]
+    if c.ends_at is not None:
+        bounds.append(c.ends_at)
     if (since := paused_since_of(c)) is not None:
         bounds.append(since)
     return max(c.started_at, min(bounds))

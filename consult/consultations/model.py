@@ -24,6 +24,9 @@ ASTROLOGER_DISCONNECTED = (
     "astrologer_disconnected"  # the astrologer vanished: the user stops paying
 )
 SYSTEM_ERROR = "system_error"
+SPEND_CAP = "spend_cap"  # the user's "spend at most" was reached
+SCHEDULED_END = "scheduled_end"  # the user's "end after N minutes" came
+ADMIN_ENDED = "admin_ended"
 END_REASONS = (
     USER_REQUESTED,
     INSUFFICIENT_BALANCE,
@@ -31,7 +34,12 @@ END_REASONS = (
     ASTROLOGER_ENDED,
     ASTROLOGER_DISCONNECTED,
     SYSTEM_ERROR,
+    SPEND_CAP,
+    SCHEDULED_END,
+    ADMIN_ENDED,
 )
+# What will end a running session if nothing else does first (`billing:status` "endsBy").
+BY_BALANCE = "balance"
 
 SESSION_NOT_FOUND = "Session not found"
 NOT_ACTIVE = "Session is not active"
@@ -58,7 +66,7 @@ class Consultation(db.Model):
         # The scheduler's due times: "active and due by now" is one range of each index.
         *(
             Index(f"ix_consultations_status_{column}", "status", column)
-            for column in ("funded_until", "user_left_at", "astrologer_left_at")
+            for column in ("funded_until", "user_left_at", "astrologer_left_at", "ends_at")
         ),
     )
 
@@ -86,6 +94,12 @@ class Consultation(db.Model):
     # session is live), so the scheduler checks the ledger before ending.
     funded_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     warned_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # funded_until warned of
+    # The user's own limits (None: none). The spend cap bounds the funds, so it moves
+    # `funded_until`; the time limit is a due time of its own, `ends_at`.
+    max_minutes: Mapped[int | None]
+    max_spend_paise: Mapped[int | None]
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_paise: Mapped[int] = mapped_column(default=0, server_default="0")
 
     user = relationship(User, foreign_keys=[user_id], lazy="joined")
     astrologer = relationship(User, foreign_keys=[astrologer_id], lazy="joined")
@@ -138,10 +152,17 @@ table = Consultation.__table__
 users = User.__table__
 
 
-def session_row(consultation_id: int, *, for_update: bool = False):
+def locked(consultation_id: int) -> Consultation | None:
+    """Load a consultation for update (a row lock on PostgreSQL; SQLite holds the write lock)."""
+    return db.session.get(
+        Consultation, consultation_id, with_for_update={"of": Consultation}, populate_existing=True
+    )
+
+
+def session_row(consultation_id: int, *, for_update: bool = False, extra=()):
     """One consultation as a plain row, with its astrologer's name: the lean paths' read."""
     query = (
-        select(table, users.c.display_name.label("astrologer_name"))
+        select(table, users.c.display_name.label("astrologer_name"), *extra)
         .join_from(table, users, users.c.id == table.c.astrologer_id)
         .where(table.c.id == consultation_id)
     )

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from ..accounts import User
 from ..db import db
@@ -84,3 +84,29 @@ def active_id_for(caller) -> int | None:
         .order_by(table.c.started_at.desc(), table.c.id.desc())
         .limit(1)
     )
+
+
+def active_count(astrologer_id: int) -> int:
+    """How many chats the astrologer is in now."""
+    return active_counts([astrologer_id]).get(astrologer_id, 0)
+
+
+def active_counts(astrologer_ids) -> dict[int, int]:
+    """How many chats each astrologer is in now (absent: none)."""
+    return dict(
+        db.session.execute(
+            select(Consultation.astrologer_id, func.count())
+            .where(
+                Consultation.astrologer_id.in_(list(astrologer_ids)), Consultation.status == ACTIVE
+            )
+            .group_by(Consultation.astrologer_id)
+        ).all()
+    )
+
+
+def everyone(status: str | None = None, limit: int = 200) -> list[Consultation]:
+    """For operators: everyone's consultations, newest first."""
+    query = select(Consultation).order_by(Consultation.id.desc()).limit(limit)
+    if status:
+        query = query.where(Consultation.status == status)
+    return list(db.session.scalars(query))

@@ -6,7 +6,7 @@ from active to ended, the cost from timestamps, the ledger transfer and the audi
 Events are published only after that transaction commits.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -18,9 +18,11 @@ from ..db import db, write_transaction
 from ..errors import Conflict, NotFound
 from ..policy import Policy
 from ..realtime import Event, Hub
+from . import refunds
 from .meter import billing_stop
 from .model import (
     ACTIVE,
+    ADMIN_ENDED,
     ASTROLOGER_ENDED,
     END_REASONS,
     ENDED,
@@ -30,6 +32,7 @@ from .model import (
     Consultation,
     paused_of,
     session_row,
+    table,
 )
 from .queries import active_id_for
 
@@ -46,6 +49,7 @@ class Ended:
     billed_seconds: int
     total_cost_paise: int
     balance_after_paise: int | None
+    refunded_paise: int = 0
 
     @classmethod
     def of(cls, row) -> "Ended":
@@ -56,6 +60,7 @@ class Ended:
 class EndOutcome:
     consultation: Ended
     already_ended: bool
+    make_good: str | None = None  # why the settlement refunded the whole cost, if it did
 
     def sees_balance(self, viewer_id: int) -> bool:
         """Only the paying user sees the wallet's balance after the end."""
@@ -74,6 +79,7 @@ def end_session(
     request_id: str | None = None,
     idempotency_key: str | None = None,
     fingerprint: str = "",
+    note: str | None = None,
 ) -> EndOutcome:
     """End a consultation and settle it, exactly once, whoever asks and however often.
 
@@ -103,7 +109,7 @@ def end_session(
             elif row.status != ACTIVE:
                 raise Conflict(NOT_ACTIVE)
             else:
-                outcome = _settle(row, reason, at, policy, actor_id, request_id)
+                outcome = _settle(row, reason, at, policy, actor_id, request_id, note)
             if actor_id:  # a retry with this key replays this answer, whatever happens next
                 idempotency.remember(
                     actor_id,
@@ -118,13 +124,24 @@ def end_session(
         # transaction rolls back whole.
         return EndOutcome(Ended.of(session_row(consultation_id)), already_ended=True)
     if not outcome.already_ended:
-        for user_ids, event in _end_events(outcome.consultation):
+        for user_ids, event in _end_events(outcome):
             hub.publish(user_ids, event)
     return outcome
 
 
 def _locked_row(consultation_id: int):
-    return session_row(consultation_id, for_update=True)
+    """The consultation, locked, with whether its astrologer ever wrote (for the make-good)."""
+    messages = db.metadata.tables["messages"]  # by name: chat imports this package
+    wrote = (
+        select(messages.c.id)
+        .where(
+            messages.c.consultation_id == table.c.id,
+            messages.c.sender_id == table.c.astrologer_id,
+        )
+        .exists()
+        .label("astrologer_wrote")
+    )
+    return session_row(consultation_id, for_update=True, extra=(wrote,))
 
 
 def _reason_of_party(row, actor_id) -> str:
@@ -146,7 +163,7 @@ class _LostRace(Exception):
     """The compare-and-set from active to ended found the consultation no longer active."""
 
 
-def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
+def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutcome:
     """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
 
     Seven statements: the locked row (read by the caller), the locked wallet, the
@@ -161,6 +178,10 @@ def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
     stop = billing_stop(row, at, wallet_paise)
     seconds = billing.billable_seconds(row.started_at, stop, paused_of(row))
     cost = billing.cost_paise(seconds, row.rate_paise_per_minute)
+    make_good = refunds.make_good_reason(
+        row, reason=reason, stop=stop, seconds=seconds, policy=policy
+    )
+    refunded = cost if make_good and cost > 0 else 0
     ended = Ended(
         id=row.id,
         user_id=row.user_id,
@@ -169,7 +190,8 @@ def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
         ended_at=stop,
         billed_seconds=seconds,
         total_cost_paise=cost,
-        balance_after_paise=wallet_paise - cost,
+        balance_after_paise=wallet_paise - cost + refunded,
+        refunded_paise=refunded,
     )
     won = db.session.execute(
         update(Consultation)
@@ -182,7 +204,9 @@ def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
             billed_seconds=seconds,
             total_cost_paise=cost,
             balance_after_paise=ended.balance_after_paise,
+            refunded_paise=refunded,
             funded_until=None,
+            ends_at=None,
         )
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -211,12 +235,24 @@ def _settle(row, reason, at, policy, actor_id, request_id) -> EndOutcome:
         reason=reason,
         cost_paise=cost,
         request_id=request_id,
-        detail=f"billed {seconds}s, stopped at {iso(stop)}",
+        detail=f"billed {seconds}s, stopped at {iso(stop)}{f'; {note}' if note else ''}"[:200],
     )
+    if refunded:  # the make-good: a refund of its own, in this same transaction
+        refunds.post_refund(
+            replace(ended, refunded_paise=0),
+            refunded,
+            commission=commission,
+            at=at,
+            actor_id=None,
+            reason=make_good,
+            request_id=request_id,
+        )
+        return EndOutcome(ended, already_ended=False, make_good=make_good)
     return EndOutcome(ended, already_ended=False)
 
 
-def _end_events(ended: Ended) -> list[tuple[tuple[int, ...], Event]]:
+def _end_events(outcome: EndOutcome) -> list[tuple[tuple[int, ...], Event]]:
+    ended = outcome.consultation
     parties = (ended.user_id, ended.astrologer_id)
     events = [
         (
@@ -232,6 +268,19 @@ def _end_events(ended: Ended) -> list[tuple[tuple[int, ...], Event]]:
                     "session:ended-by-user",
                     {"sessionId": ended.id, "userId": ended.user_id, "reason": USER_REQUESTED},
                 ),
+            )
+        )
+    if outcome.make_good:
+        refunded = {
+            "sessionId": ended.id,
+            "refundedPaise": ended.refunded_paise,
+            "reason": outcome.make_good,
+        }
+        events.append(((ended.user_id,), Event("session:refunded", refunded)))
+        events.append(
+            (
+                (ended.user_id,),
+                Event("wallet:updated", {"balancePaise": ended.balance_after_paise}),
             )
         )
     return events
@@ -302,4 +351,24 @@ def end_for_caller(
         request_id=request_id,
         idempotency_key=key,
         fingerprint=fingerprint,
+    )
+
+
+def end_by_admin(
+    admin, consultation_id, *, note: str, at: datetime, hub: Hub, policy: Policy, request_id=None
+) -> EndOutcome:
+    """An operator ends a session (`admin_ended`): settled like any end, the note audited."""
+    if not admin.is_admin:
+        raise NotFound(SESSION_NOT_FOUND)
+    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+        raise NotFound(SESSION_NOT_FOUND)
+    return end_session(
+        consultation_id,
+        reason=ADMIN_ENDED,
+        at=at,
+        hub=hub,
+        policy=policy,
+        actor_id=admin.id,
+        request_id=request_id,
+        note=note,
     )

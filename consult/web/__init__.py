@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     sock.init_app(app)
 
-    from . import admin, api, auth, errors, pages, security, sockets
+    from . import admin, admin_api, api, auth, errors, pages, security, sockets
 
     @app.before_request
     def assign_request_id():
@@ -33,6 +33,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_api.bp)
     sockets.init_app(app)
 
     app.jinja_env.globals["wallet_balance"] = lambda: consultations.wallet_balance(current_user.id)

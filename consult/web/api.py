@@ -3,8 +3,9 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from .. import accounts, chat, consultations, wallet, wire
+from .. import accounts, availability, chat, consultations, feedback, wallet, wire
 from ..clock import utcnow
+from ..digest import digest
 from ..errors import Invalid, NotFound
 from .common import api_auth, end_as_caller, json_body, request_id, services
 from .security import login_throttle
@@ -56,19 +57,30 @@ def me():
 @bp.get("/astrologers")
 def astrologers():
     hub = services().hub
+    everyone = accounts.astrologers()
+    ids = [a.id for a in everyone]
+    busy, ratings = consultations.active_counts(ids), feedback.rating_summary(ids)
     return jsonify(
         [
-            {
-                "id": a.id,
-                "username": a.username,
-                "name": a.display_name,
-                "ratePaisePerMinute": a.rate_paise_per_minute,
-                "speciality": a.speciality,
-                "online": hub.online(a.id),
-            }
-            for a in accounts.astrologers()
+            wire.astrologer(
+                a,
+                online=hub.online(a.id),
+                availability=availability.effective(a, busy.get(a.id, 0)),
+                rating=ratings.get(a.id),
+            )
+            for a in everyone
         ]
     )
+
+
+@bp.put("/me/availability")
+@api_auth("astrologer")
+def set_availability():
+    status, cap, cap_sent = availability.parse(json_body())
+    astrologer = availability.set_availability(
+        current_user, status, cap, change_cap=cap_sent, hub=services().hub
+    )
+    return jsonify(wire.availability(astrologer))
 
 
 @bp.get("/wallet")
@@ -105,9 +117,56 @@ def create_session():
         at=utcnow(),
         hub=s.hub,
         policy=s.policy,
+        limits=consultations.limits.parse(body, clearing=False),
         request_id=request_id(),
     )
     return jsonify(wire.session(consultation)), 201
+
+
+@bp.put("/sessions/<int:session_id>/limits")
+@api_auth()
+def change_limits(session_id):
+    consultation = consultations.set_limits(
+        current_user,
+        session_id,
+        consultations.limits.parse(json_body(), clearing=True),
+        at=utcnow(),
+        hub=services().hub,
+        request_id=request_id(),
+    )
+    return jsonify(wire.session(consultation))
+
+
+@bp.put("/sessions/<int:session_id>/rating")
+@api_auth()
+def rate(session_id):
+    body = json_body()
+    rating = feedback.rate(
+        current_user, session_id, body.get("stars"), body.get("comment"), at=utcnow()
+    )
+    return jsonify(wire.rating(rating))
+
+
+@bp.get("/sessions/<int:session_id>/rating")
+@api_auth()
+def get_rating(session_id):
+    return jsonify(wire.rating(feedback.rating_of(current_user, session_id)))
+
+
+@bp.post("/sessions/<int:session_id>/report")
+@api_auth()
+def report(session_id):
+    body = json_body()
+    filed = feedback.report(
+        current_user, session_id, body.get("category"), body.get("text"), at=utcnow()
+    )
+    return jsonify(wire.report(filed)), 201
+
+
+@bp.get("/sessions/<int:session_id>/report")
+@api_auth()
+def get_report(session_id):
+    return jsonify(wire.report(feedback.report_of(current_user, session_id)))
 
 
 @bp.post("/sessions/<int:session_id>/accept")
@@ -176,14 +235,26 @@ def session_summary(session_id):
     elif consultation.status == consultations.ENDED:
         ended_by = {"id": None, "role": "system"}
     sees_balance = current_user.id == consultation.user_id or current_user.is_admin
+    messages = chat.history(consultation.id)
     return jsonify(
         {
             **wire.session(consultation),
             "endedBy": ended_by,
             "balanceAfterPaise": consultation.balance_after_paise if sees_balance else None,
-            "messages": [wire.message(m) for m in chat.history(consultation.id)],
+            "messages": [wire.message(m) for m in messages],
+            "digest": wire.digest(digest(consultation, messages)),
+            "rating": _or_none(feedback.rating_of, wire.rating, consultation.id),
+            "report": _or_none(feedback.report_of, wire.report, consultation.id),
         }
     )
+
+
+def _or_none(read, shape, session_id):
+    """What a summary shows of a rating or report: its shape, or null when there is none."""
+    try:
+        return shape(read(current_user, session_id))
+    except NotFound:
+        return None
 
 
 @bp.get("/sessions/<int:session_id>/messages")

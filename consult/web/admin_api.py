@@ -1,0 +1,106 @@
+"""The operators' JSON API (API.md "Second wave"): every route is for admins only."""
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user
+
+from .. import consultations, feedback, wire
+from ..clock import utcnow
+from ..consultations import refunds
+from ..errors import DomainError, Invalid
+from .common import api_auth, fingerprint, json_body, request_id, services
+from .errors import status_of
+
+bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+MAX_BULK = 200
+
+
+@bp.before_request
+@api_auth("admin")
+def admins_only():
+    """401 without credentials, 403 for users and astrologers, on every route below."""
+
+
+@bp.get("/sessions")
+def sessions():
+    status = request.args.get("status") or None
+    if status is not None and status not in consultations.STATUSES:
+        raise Invalid(f"status must be one of {', '.join(consultations.STATUSES)}")
+    now = utcnow()
+    answer = []
+    for c in consultations.everyone(status):
+        entry = wire.session(c)
+        if c.is_active:
+            bill = consultations.meter(c, now)
+            entry.update(
+                elapsedSeconds=bill.elapsed_seconds, costPaise=bill.cost_paise, paused=bill.paused
+            )
+        answer.append(entry)
+    return jsonify(answer)
+
+
+@bp.post("/sessions/end")
+def end_sessions():
+    """End several sessions with `admin_ended`; each answers as its own end would."""
+    body = json_body()
+    ids, note = body.get("sessionIds"), refunds.check_note(body.get("note"))
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_BULK:
+        raise Invalid(f"sessionIds must be a list of 1 to {MAX_BULK} session ids")
+    s, results = services(), []
+    for session_id in ids:
+        try:
+            outcome = consultations.end_by_admin(
+                current_user,
+                session_id,
+                note=note,
+                at=utcnow(),
+                hub=s.hub,
+                policy=s.policy,
+                request_id=request_id(),
+            )
+            body = wire.end_answer(outcome, viewer_id=current_user.id)
+            results.append({"sessionId": session_id, "status": 200, "body": body})
+        except DomainError as error:
+            results.append(
+                {
+                    "sessionId": session_id,
+                    "status": status_of(error),
+                    "body": {"error": error.message},
+                }
+            )
+    return jsonify(results=results)
+
+
+@bp.post("/sessions/<int:session_id>/refund")
+def refund(session_id):
+    body = json_body()
+    consultation = refunds.refund(
+        current_user,
+        session_id,
+        body.get("amountPaise"),
+        body.get("note"),
+        at=utcnow(),
+        hub=services().hub,
+        request_id=request_id(),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        fingerprint=fingerprint(),
+    )
+    return jsonify(wire.session(consultation))
+
+
+@bp.get("/reports")
+def reports():
+    return jsonify([wire.report(r) for r in feedback.reports(request.args.get("status") or None)])
+
+
+@bp.post("/reports/<int:report_id>/resolve")
+def resolve(report_id):
+    body = json_body()
+    resolved = feedback.resolve(
+        current_user,
+        report_id,
+        body.get("refundPaise"),
+        body.get("note"),
+        at=utcnow(),
+        hub=services().hub,
+    )
+    return jsonify(wire.report(resolved))
