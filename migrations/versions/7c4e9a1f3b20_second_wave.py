@@ -41,7 +41,9 @@ def upgrade():
         batch_op.create_index("ix_transfers_refund_of_id", ["refund_of_id"])
     op.create_table(
         "ratings",
-        sa.Column("consultation_id", sa.Integer(), sa.ForeignKey("consultations.id"), primary_key=True),
+        sa.Column(
+            "consultation_id", sa.Integer(), sa.ForeignKey("consultations.id"), primary_key=True
+        ),
         sa.Column("astrologer_id", sa.Integer(), sa.ForeignKey("users.id"), nullable=False),
         sa.Column("stars", sa.Integer(), nullable=False),
         sa.Column("comment", sa.String(1000), nullable=True),
@@ -53,7 +55,9 @@ def upgrade():
     op.create_table(
         "reports",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("consultation_id", sa.Integer(), sa.ForeignKey("consultations.id"), nullable=False),
+        sa.Column(
+            "consultation_id", sa.Integer(), sa.ForeignKey("consultations.id"), nullable=False
+        ),
         sa.Column("reporter_id", sa.Integer(), sa.ForeignKey("users.id"), nullable=False),
         sa.Column("category", sa.String(24), nullable=False),
         sa.Column("text", sa.String(2000), nullable=False),
