@@ -9,6 +9,7 @@ the socket tests a real server subprocess, as a browser or a program would meet 
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -39,7 +40,7 @@ from helpers_inprocess import (
 from sqlalchemy import func, select
 from support import Socket, register_user, start_session, unique, wait_until
 
-from consult import chat, consultations, wire
+from consult import chat, consultations, feedback, wire
 from consult.clock import utcnow
 from consult.db import db
 from consult.realtime import Event
@@ -83,6 +84,8 @@ class World:
     user: object
     astrologer: object
     session_id: int | None
+    admin: object = None
+    report_id: int | None = None
 
 
 @dataclass
@@ -93,6 +96,8 @@ class CsrfCase:
     ok: int  # the status the same request earns with the right token
     json: bool = False
     values: dict = field(default_factory=dict)
+    method: str = "post"
+    url_values: object = None  # World -> more of the route's values
 
 
 def _new_name(_w):
@@ -129,6 +134,31 @@ CSRF_CASES = {
         "astrologer", "requested", lambda w: {}, 302, values={"answer": "accept"}
     ),
     "pages.post_message": CsrfCase("user", "active", lambda w: {"text": "hello"}, 302),
+    # API.md "Second wave"
+    "api.change_limits": CsrfCase(
+        "user", "active", lambda w: {"maxMinutes": 30}, 200, True, method="put"
+    ),
+    "api.rate": CsrfCase("user", "ended", lambda w: {"stars": 5}, 200, True, method="put"),
+    "api.report": CsrfCase(
+        "user", "ended", lambda w: {"category": "other", "text": "why"}, 201, True
+    ),
+    "api.set_availability": CsrfCase(
+        "astrologer", None, lambda w: {"status": "busy"}, 200, True, method="put"
+    ),
+    "admin_api.end_sessions": CsrfCase(
+        "admin", "active", lambda w: {"sessionIds": [w.session_id], "note": "abuse"}, 200, True
+    ),
+    "admin_api.refund": CsrfCase(
+        "admin", "ended", lambda w: {"amountPaise": 100, "note": "sorry"}, 200, True
+    ),
+    "admin_api.resolve": CsrfCase(
+        "admin",
+        "reported",
+        lambda w: {"refundPaise": 0, "note": "fine"},
+        200,
+        True,
+        url_values=lambda w: {"report_id": w.report_id},
+    ),
 }
 
 
@@ -147,32 +177,33 @@ def test_a_cookie_browser_without_the_right_csrf_token_is_refused_and_nothing_ch
 ):
     case = CSRF_CASES[endpoint]
     n = unique("")
-    world = World(make_user(f"u{n}", balance=100_000), make_astrologer(f"a{n}"), None)
+    world = World(
+        make_user(f"u{n}", balance=100_000), make_astrologer(f"a{n}"), None, make_admin(f"m{n}")
+    )
     if case.state:
-        world.session_id = (
-            request_session(world.user, world.astrologer)
-            if case.state == "requested"
-            else live_session(world.user, world.astrologer)
-        )
+        _prepare(world, case.state)
     browser = isolated_client(app)
     if case.actor is None:
         browser.get("/login")
         token = csrf_of(browser)
     else:
-        _, token = login(browser, world.user if case.actor == "user" else world.astrologer)
+        actor = {"user": world.user, "astrologer": world.astrologer, "admin": world.admin}
+        _, token = login(browser, actor[case.actor])
     other = isolated_client(app)
     other.get("/login")
     values = {"session_id": world.session_id} if case.state else {}
+    values.update(case.url_values(world) if case.url_values else {})
     with app.test_request_context():
         url = url_for(endpoint, **values, **case.values)
     body = case.body(world)
+    send_with = getattr(browser, case.method)
 
     def send(csrf):
         if case.json:
             headers = {} if csrf is None else {"X-CSRF-Token": csrf}
-            return browser.post(url, json=body, headers=headers)
+            return send_with(url, json=body, headers=headers)
         form = dict(body) if csrf is None else {**body, "csrf_token": csrf}
-        return browser.post(url, data=form)
+        return send_with(url, data=form)
 
     before, me = db_state(), whoami(browser)
     for bad in (None, "", "forged-" + token[7:], csrf_of(other)):
@@ -183,6 +214,24 @@ def test_a_cookie_browser_without_the_right_csrf_token_is_refused_and_nothing_ch
         assert whoami(browser) == me, f"{endpoint} changed who is signed in"
     r = send(token)  # the control: the same request with the right token does its job
     assert r.status_code == case.ok, (endpoint, r.status_code, r.get_data(as_text=True)[:300])
+
+
+def _prepare(world: World, state: str) -> None:
+    """The session a route needs: requested, active, ended with billed time, or reported."""
+    if state == "requested":
+        world.session_id = request_session(world.user, world.astrologer)
+        return
+    started = utcnow() - timedelta(minutes=2)
+    world.session_id = live_session(world.user, world.astrologer, started_at=started)
+    if state == "active":
+        return
+    s = services()
+    consultations.end_by_party(
+        user_obj(world.user), world.session_id, at=utcnow(), hub=s.hub, policy=s.policy
+    )
+    if state == "reported":
+        filed = feedback.report(user_obj(world.user), world.session_id, "other", "why", at=utcnow())
+        world.report_id = filed.id
 
 
 def test_the_csrf_token_also_guards_htmx_fragment_posts(app, client):
