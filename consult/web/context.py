@@ -7,7 +7,7 @@ from the `Panel` that `panel_for` builds, so they cannot disagree about what a v
 from dataclasses import dataclass
 from functools import cached_property
 
-from .. import chat, consultations, ledger
+from .. import chat, consultations, feedback, ledger
 from ..accounts import User
 from ..clock import utcnow
 from ..money import rupees
@@ -121,4 +121,9 @@ def dashboard_context(astrologer: User) -> dict:
         "requests": consultations.list_for(astrologer, consultations.REQUESTED),
         "live": [panel_for(astrologer, c) for c in consultations.on_desk(astrologer, utcnow())],
         "earnings": ledger.balance(ledger.earnings_of(astrologer.id)),
+        # What users see of them: availability, and the ratings they were given.
+        "availability": astrologer.availability,
+        "max_sessions": astrologer.max_sessions,
+        "rating": feedback.rating_summary([astrologer.id]).get(astrologer.id),
+        "recent_ratings": feedback.recent_ratings(astrologer.id),
     }
