@@ -1,8 +1,10 @@
 """Whether an astrologer takes requests: Online, Busy or Offline, and at most N chats at once."""
 
+from sqlalchemy import func, select
+
 from . import wire
 from .accounts import User
-from .db import write_transaction
+from .db import db, write_transaction
 from .errors import Forbidden, Invalid
 from .realtime import Event, Hub
 
@@ -34,11 +36,30 @@ def set_availability(
         astrologer.availability = status
         if change_cap:
             astrologer.max_sessions = max_sessions
-    hub.broadcast(
-        Event("presence:changed", {"userId": astrologer.id, **wire.availability(astrologer)}),
-        topic="presence",
-    )
+    announce(astrologer, hub)
     return astrologer
+
+
+def announce(astrologer: User, hub: Hub) -> None:
+    """Tell the astrologer lists what users now see of this astrologer (`presence:changed`):
+    after a change of their setting, and when a session of a capped astrologer starts or ends."""
+    payload = {
+        "userId": astrologer.id,
+        "online": hub.online(astrologer.id),
+        "availability": effective(astrologer, active_sessions(astrologer.id)),
+        **wire.availability(astrologer),
+    }
+    hub.broadcast(Event("presence:changed", payload), topic="presence")
+
+
+def active_sessions(astrologer_id: int) -> int:
+    """How many chats the astrologer is in now."""
+    table = db.metadata.tables["consultations"]  # by name: the consultations package imports us
+    return db.session.scalar(
+        select(func.count())
+        .select_from(table)
+        .where(table.c.astrologer_id == astrologer_id, table.c.status == "active")
+    )
 
 
 def effective(astrologer: User, active_sessions: int) -> str:

@@ -25,7 +25,7 @@ from .model import (
     Consultation,
     locked,
 )
-from .queries import active_count, get_for_party, live_for
+from .queries import get_for_party, live_for
 
 
 def request_consultation(
@@ -54,7 +54,7 @@ def request_consultation(
         with write_transaction():
             if live_for(user) is not None:
                 raise Conflict("You already have a requested or active session")
-            takes = availability.effective(astrologer, active_count(astrologer.id))
+            takes = availability.effective(astrologer, availability.active_sessions(astrologer.id))
             if takes != availability.ONLINE:
                 raise Conflict(availability.NOT_AVAILABLE)
             needed = billing.cost_paise(policy.min_session_seconds, rate)
@@ -122,7 +122,7 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
             consultation.user_left_at = at
         apply_limits(consultation, wallet_balance(consultation.user_id))
 
-    return _answer(
+    consultation = _answer(
         astrologer,
         consultation_id,
         role="astrologer",
@@ -133,6 +133,9 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
         request_id=request_id,
         also=start_billing,
     )
+    if astrologer.max_sessions is not None:  # one chat nearer the cap: the lists may change
+        availability.announce(astrologer, hub)
+    return consultation
 
 
 def decline(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):

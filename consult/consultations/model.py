@@ -162,7 +162,12 @@ def locked(consultation_id: int) -> Consultation | None:
 def session_row(consultation_id: int, *, for_update: bool = False, extra=()):
     """One consultation as a plain row, with its astrologer's name: the lean paths' read."""
     query = (
-        select(table, users.c.display_name.label("astrologer_name"), *extra)
+        select(
+            table,
+            users.c.display_name.label("astrologer_name"),
+            users.c.max_sessions.label("astrologer_max_sessions"),
+            *extra,
+        )
         .join_from(table, users, users.c.id == table.c.astrologer_id)
         .where(table.c.id == consultation_id)
     )

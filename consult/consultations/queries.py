@@ -86,11 +86,6 @@ def active_id_for(caller) -> int | None:
     )
 
 
-def active_count(astrologer_id: int) -> int:
-    """How many chats the astrologer is in now."""
-    return active_counts([astrologer_id]).get(astrologer_id, 0)
-
-
 def active_counts(astrologer_ids) -> dict[int, int]:
     """How many chats each astrologer is in now (absent: none)."""
     return dict(

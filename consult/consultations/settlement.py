@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, billing, idempotency, ledger, wire
+from .. import audit, availability, billing, idempotency, ledger, wire
+from ..accounts import User
 from ..clock import iso
 from ..db import db, write_transaction
 from ..errors import Conflict, NotFound
@@ -126,6 +127,8 @@ def end_session(
     if not outcome.already_ended:
         for user_ids, event in _end_events(outcome):
             hub.publish(user_ids, event)
+        if row.astrologer_max_sessions is not None:  # a chat freed under the astrologer's cap
+            availability.announce(db.session.get(User, row.astrologer_id), hub)
     return outcome
 
 
