@@ -66,6 +66,14 @@ class Report(db.Model):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def is_open(self) -> bool:
+        return self.status == OPEN
+
+    @property
+    def is_refunded(self) -> bool:
+        return self.status == REFUNDED
+
 
 # ---------------------------------------------------------------- ratings
 

@@ -23,18 +23,26 @@
     document.querySelectorAll("[data-ticker]").forEach(function (el) {
       if (!el.dataset.loadedAt) el.dataset.loadedAt = String(performance.now());
       var base = parseInt(el.dataset.elapsed, 10), rate = parseInt(el.dataset.rate, 10);
-      var wallet = parseInt(el.dataset.wallet, 10), paused = el.dataset.paused === "1";
-      var funded = Math.floor(wallet * 60 / rate);
+      var paused = el.dataset.paused === "1";
+      // Where billing stops by itself (the funds, a spend cap or a time limit); the
+      // astrologer's page does not know the user's wallet, so theirs may have none.
+      var stop = el.dataset.stop ? parseInt(el.dataset.stop, 10) : Infinity;
       var since = paused ? 0 : Math.floor((performance.now() - parseFloat(el.dataset.loadedAt)) / 1000);
-      var elapsed = Math.min(base + since, funded);
-      var cost = Math.floor(elapsed * rate / 60), left = funded - elapsed;
+      var elapsed = Math.min(base + since, stop);
+      var cost = Math.floor(elapsed * rate / 60), left = stop - elapsed;
       el.querySelectorAll("[data-field=elapsed]").forEach(function (f) { f.textContent = duration(elapsed); });
       el.querySelectorAll("[data-field=cost]").forEach(function (f) { f.textContent = rupees(cost); });
-      el.querySelectorAll("[data-field=balance]").forEach(function (f) { f.textContent = rupees(wallet - cost); });
-      el.querySelectorAll("[data-field=left]").forEach(function (f) { f.textContent = duration(left); });
+      if (el.dataset.wallet) {
+        var wallet = parseInt(el.dataset.wallet, 10);
+        el.querySelectorAll("[data-field=balance]").forEach(function (f) { f.textContent = rupees(wallet - cost); });
+      }
+      if (stop !== Infinity) {
+        el.querySelectorAll("[data-field=left]").forEach(function (f) { f.textContent = duration(left); });
+      }
       var nudge = el.querySelector("[data-nudge]");
       if (nudge) {
-        var low = left <= parseInt(el.dataset.warn || "60", 10);
+        // Only the balance running out is an alarm; the user's own limit is their plan.
+        var low = el.dataset.endsBy === "balance" && left <= parseInt(el.dataset.warn || "60", 10);
         nudge.hidden = !low;
         el.classList.toggle("is-low", low);
       }

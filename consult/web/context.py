@@ -7,9 +7,10 @@ from the `Panel` that `panel_for` builds, so they cannot disagree about what a v
 from dataclasses import dataclass
 from functools import cached_property
 
-from .. import chat, consultations, feedback, ledger
+from .. import audit, availability, chat, consultations, feedback, ledger
 from ..accounts import User
 from ..clock import utcnow
+from ..consultations import refunds
 from ..money import rupees
 from .common import services
 
@@ -23,6 +24,9 @@ USER_WORDS = {
     "ended. You were not charged for the time after that.",
     consultations.SYSTEM_ERROR: "The session ended because of a technical problem on our side. "
     "You were charged only up to the last moment it was working.",
+    consultations.SPEND_CAP: "Your spend cap was reached, so the session ended.",
+    consultations.SCHEDULED_END: "Your time limit was reached, so the session ended.",
+    consultations.ADMIN_ENDED: "The session was ended by the platform.",
 }
 ASTROLOGER_WORDS = {
     consultations.USER_REQUESTED: "The user ended the session.",
@@ -31,6 +35,9 @@ ASTROLOGER_WORDS = {
     consultations.ASTROLOGER_ENDED: "You ended the session.",
     consultations.ASTROLOGER_DISCONNECTED: "The session ended because your connection dropped.",
     consultations.SYSTEM_ERROR: "The session ended because of a technical problem.",
+    consultations.SPEND_CAP: "The session ended: the user's spend cap was reached.",
+    consultations.SCHEDULED_END: "The session ended at the user's time limit.",
+    consultations.ADMIN_ENDED: "The session was ended by the platform.",
 }
 # The reason in a few plain words, for the receipt (its code stays beside it, for support).
 REASON_LABELS = {
@@ -40,6 +47,27 @@ REASON_LABELS = {
     consultations.ASTROLOGER_ENDED: "Ended by the astrologer",
     consultations.ASTROLOGER_DISCONNECTED: "The astrologer's connection dropped",
     consultations.SYSTEM_ERROR: "A technical problem on our side",
+    consultations.SPEND_CAP: "The user's spend cap was reached",
+    consultations.SCHEDULED_END: "The user's time limit was reached",
+    consultations.ADMIN_ENDED: "Ended by the platform",
+}
+# What will end a running session, finishing "Ends in 4:10 …", for each side.
+ENDS_BY_USER = {
+    consultations.BY_BALANCE: "when your balance runs out",
+    consultations.SPEND_CAP: "at your spend cap",
+    consultations.SCHEDULED_END: "at your time limit",
+}
+ENDS_BY_ASTROLOGER = {
+    consultations.BY_BALANCE: "when the user's balance runs out",
+    consultations.SPEND_CAP: "at the user's spend cap",
+    consultations.SCHEDULED_END: "at the user's time limit",
+}
+# Why money came back (the audit event's reason), for the receipt.
+REFUND_WORDS = {
+    refunds.EARLY_END: "The astrologer left within the first minute, so this session is free.",
+    refunds.SILENT_ASTROLOGER: "The astrologer never answered, so this session is free.",
+    refunds.REPORT: "Refunded after your report.",
+    refunds.ADMIN: "Refunded by Consult support.",
 }
 STATUS_WORDS = {
     consultations.DECLINED: "The astrologer declined this request. You were not charged.",
@@ -88,6 +116,41 @@ class Panel:
         return c.is_ended and c.end_reason == consultations.INSUFFICIENT_BALANCE
 
     @property
+    def ends_by(self) -> str | None:
+        """What will end the running session, in the viewer's words."""
+        if self.meter is None:
+            return None
+        words = ENDS_BY_ASTROLOGER if self.viewer_is_astrologer else ENDS_BY_USER
+        return words[self.meter.ends_by]
+
+    @property
+    def shows_time_left(self) -> bool:
+        """The user sees how long the session has left; the astrologer only when the user's
+        own limit ends it (the time the balance lasts would tell them the user's wallet)."""
+        if self.meter is None:
+            return False
+        return self.viewer_is_user or self.meter.ends_by != consultations.BY_BALANCE
+
+    @property
+    def has_limits(self) -> bool:
+        c = self.consultation
+        return c.max_minutes is not None or c.max_spend_paise is not None
+
+    @property
+    def refund_lines(self) -> list[dict]:
+        """Each refund of the session: how much, and why (the receipt lists them)."""
+        return [
+            {
+                "amount_paise": e.cost_paise,
+                "at": e.at,
+                "why": REFUND_WORDS.get(e.reason, "Refunded."),
+                "note": e.detail if e.reason in (refunds.ADMIN, refunds.REPORT) else None,
+            }
+            for e in audit.trail(self.consultation.id)
+            if e.kind == "refunded"
+        ]
+
+    @property
     def reason_label(self) -> str | None:
         return REASON_LABELS.get(self.consultation.end_reason)
 
@@ -101,6 +164,8 @@ class Panel:
             text = ASTROLOGER_WORDS.get(c.end_reason, "The session ended.")
             return f"{text} Billed {rupees(c.total_cost_paise)}."
         text = USER_WORDS.get(c.end_reason, "The session ended.")
+        if c.refunded_paise and c.refunded_paise == c.total_cost_paise:
+            return f"{text} Nothing charged: {rupees(c.refunded_paise)} refunded."
         return f"{text} Charged {rupees(c.total_cost_paise)}."
 
 
@@ -127,3 +192,39 @@ def dashboard_context(astrologer: User) -> dict:
         "rating": feedback.rating_summary([astrologer.id]).get(astrologer.id),
         "recent_ratings": feedback.recent_ratings(astrologer.id),
     }
+
+
+@dataclass(frozen=True)
+class Card:
+    """An astrologer as the user's list shows them: online, available, rated."""
+
+    astrologer: User
+    online: bool
+    availability: str  # what users see: online, busy (or at their chat limit), offline
+    rating: tuple[float, int] | None
+
+    @property
+    def takes_requests(self) -> bool:
+        return self.availability == availability.ONLINE
+
+    @property
+    def availability_words(self) -> str | None:
+        return {availability.BUSY: "Busy", availability.OFFLINE: "Not taking chats"}.get(
+            self.availability
+        )
+
+
+def cards(astrologers: list[User]) -> list[Card]:
+    """The astrologer list, with one query each for the chats in progress and the ratings."""
+    ids = [a.id for a in astrologers]
+    busy, ratings = consultations.active_counts(ids), feedback.rating_summary(ids)
+    hub = services().hub
+    return [
+        Card(
+            astrologer=a,
+            online=hub.online(a.id),
+            availability=availability.effective(a, busy.get(a.id, 0)),
+            rating=ratings.get(a.id),
+        )
+        for a in astrologers
+    ]

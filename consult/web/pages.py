@@ -3,12 +3,14 @@
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import accounts, chat, consultations, ledger, wallet
+from .. import accounts, chat, consultations, feedback, ledger, wallet
 from ..billing import commission_paise
 from ..clock import utcnow
+from ..digest import digest
 from ..errors import Conflict, Forbidden, NotFound
+from . import forms
 from .common import end_as_caller, is_fragment_request, request_id, services
-from .context import dashboard_context, panel_for
+from .context import cards, dashboard_context, panel_for
 
 bp = Blueprint("pages", __name__)
 
@@ -47,9 +49,7 @@ def home():
     live = None
     if current_user.is_authenticated and current_user.is_user:
         live = consultations.live_for(current_user)
-    return render_template(
-        "home.html", astrologers=accounts.astrologers(), hub=services().hub, live=live
-    )
+    return render_template("home.html", cards=cards(accounts.astrologers()), live=live)
 
 
 @bp.get("/wallet", endpoint="wallet")
@@ -111,9 +111,31 @@ def request_session():
         at=utcnow(),
         hub=s.hub,
         policy=s.policy,
+        limits=consultations.limits.parse(forms.limits(request.form), clearing=False),
         request_id=request_id(),
     )
     return _hx_redirect(url_for("pages.session_page", session_id=consultation.id))
+
+
+@bp.post("/sessions/<int:session_id>/limits")
+@login_required
+def limits(session_id):
+    """Set, change or clear the user's limits; the bill (and its countdown) answers."""
+    changes = {"maxMinutes": None, "maxSpendPaise": None}
+    if not request.form.get("clear"):
+        changes = forms.limits(request.form)
+    consultations.set_limits(
+        current_user,
+        session_id,
+        consultations.limits.parse(changes, clearing=True),
+        at=utcnow(),
+        hub=services().hub,
+        request_id=request_id(),
+    )
+    if is_fragment_request():
+        panel = panel_for(current_user, _own(session_id))
+        return render_template("sessions/_billing.html", panel=panel)
+    return redirect(url_for("pages.session_page", session_id=session_id))
 
 
 @bp.get("/sessions")
@@ -213,7 +235,72 @@ def summary(session_id):
     if panel.viewer_is_astrologer:
         cost = consultation.total_cost_paise
         earned = cost - commission_paise(cost, services().policy.commission_percent)
-    return render_template("sessions/summary.html", panel=panel, earned=earned)
+    return render_template(
+        "sessions/summary.html",
+        panel=panel,
+        earned=earned,
+        rating=_or_none(feedback.rating_of, consultation.id),
+        report=_or_none(feedback.report_of, consultation.id),
+        digest=digest(consultation, panel.messages),
+        can_rate=panel.viewer_is_user and bool(consultation.billed_seconds),
+        can_report=panel.viewer_is_user
+        and utcnow() - consultation.ended_at <= feedback.REPORT_WINDOW,
+    )
+
+
+def _or_none(read, session_id):
+    try:
+        return read(current_user, session_id)
+    except NotFound:
+        return None
+
+
+@bp.post("/sessions/<int:session_id>/rating")
+@login_required
+def rate(session_id):
+    stars = forms.whole_number(request.form.get("stars"), "The rating")
+    feedback.rate(current_user, session_id, stars, request.form.get("comment"), at=utcnow())
+    if is_fragment_request():
+        return render_template(
+            "sessions/_rating.html",
+            panel=panel_for(current_user, _own(session_id)),
+            rating=feedback.rating_of(current_user, session_id),
+            can_rate=True,
+            saved=True,
+        )
+    return redirect(url_for("pages.summary", session_id=session_id))
+
+
+@bp.route("/sessions/<int:session_id>/report", methods=["GET", "POST"])
+@login_required
+def report(session_id):
+    """Report a problem with an ended session: a form prefilled with the session."""
+    consultation = _own(session_id)
+    if consultation.party_role(current_user.id) != "user":
+        raise Forbidden("Only the session's user can report a problem with it")
+    if request.method == "POST":
+        feedback.report(
+            current_user,
+            session_id,
+            request.form.get("category"),
+            request.form.get("text"),
+            at=utcnow(),
+        )
+        return _hx_redirect(url_for("pages.summary", session_id=session_id))
+    return render_template(
+        "sessions/report.html",
+        panel=panel_for(current_user, consultation),
+        categories=REPORT_CATEGORIES,
+    )
+
+
+REPORT_CATEGORIES = {
+    "astrologer_absent": "The astrologer was absent or did not answer",
+    "quality": "The quality of the consultation",
+    "billing": "What I was charged",
+    "abuse": "Abusive or inappropriate behaviour",
+    "other": "Something else",
+}
 
 
 @bp.get("/dashboard")

@@ -10,8 +10,9 @@ from .. import consultations
 from ..accounts import User
 from ..chat import Message
 from ..db import db
+from ..money import rupees
 from ..realtime import Event
-from .context import dashboard_context, panel_for
+from .context import cards, dashboard_context, panel_for
 
 
 def fragments(viewer_id: int, event: Event) -> str | None:
@@ -112,11 +113,28 @@ def _billing(viewer: User, data: dict) -> str:
 
 
 def _presence(viewer: User, data: dict) -> str:
+    """An astrologer came or went, or changed their availability: their card on the list."""
     astrologer = db.session.get(User, data.get("userId"))
-    if astrologer is None:
+    if astrologer is None or not astrologer.is_astrologer:
         return ""
+    live = consultations.live_for(viewer) if viewer.is_user else None
+    (card,) = cards([astrologer])
+    return render_template("astrologers/_card.html", card=card, live=live, oob=True)
+
+
+def _refunded(viewer: User, data: dict) -> str:
+    """Money came back (the make-good, a report, support): say so, and show the wallet."""
+    consultation = _consultation(viewer, data)
+    if consultation is None or not viewer.is_user:
+        return ""
+    amount = data.get("refundedPaise")
     return render_template(
-        "astrologers/_presence.html", astrologer=astrologer, online=data.get("online"), oob=True
+        "_toast.html",
+        oob=True,
+        tone="info",
+        message=f"{rupees(amount)} refunded to your wallet for session #{consultation.id}.",
+    ) + render_template(
+        "wallet/_balance.html", oob=True, balance=consultations.wallet_balance(viewer.id)
     )
 
 
@@ -144,5 +162,6 @@ HANDLERS = {
     "billing:low-balance": _billing,
     "wallet:updated": _billing,
     "presence:changed": _presence,
+    "session:refunded": _refunded,
     "error": _error,
 }
