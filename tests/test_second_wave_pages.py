@@ -262,3 +262,26 @@ def test_a_busy_astrologers_card_is_greyed_and_cannot_be_requested(browser_of, a
     assert "is-unavailable" in home and "Busy" in card and "disabled" in card
     r = client.post("/sessions", data={"csrf_token": token, "astrologer_id": guru.id}, headers=HX)
     assert r.status_code == 409 and "Astrologer is not available" in text(r)
+
+
+@pytest.mark.parametrize(
+    "reason, user_words, astrologer_words",
+    [
+        ("spend_cap", "Your spend cap was reached", "the user's spend cap was reached"),
+        ("scheduled_end", "Your time limit was reached", "at the user's time limit"),
+        ("admin_ended", "ended by the platform", "ended by the platform"),
+    ],
+)
+def test_each_new_end_reason_has_its_own_words_for_both_parties(
+    browser_of, asha, guru, reason, user_words, astrologer_words
+):
+    started = utcnow() - timedelta(seconds=30)
+    session_id = live_session(asha, guru, started_at=started)
+    s = services()
+    consultations.end_session(
+        session_id, reason=reason, at=started + timedelta(seconds=30), hub=s.hub, policy=s.policy
+    )
+    for person, words in ((asha, user_words), (guru, astrologer_words)):
+        page = text(browser_of(person)[0].get(f"/sessions/{session_id}"))
+        banner = page[page.index("data-ended-banner") :]
+        assert words in banner.replace("&#39;", "'")
