@@ -134,3 +134,21 @@ def digest(d) -> dict:
         "topWords": [{"word": w, "count": n} for w, n in d.top_words],
         "billedSeconds": d.billed_seconds,
     }
+
+
+def analytics_row(r) -> dict:
+    """A line of `GET /api/admin/analytics` (`averageSeconds`, `astrologerId` are additions)."""
+    line = {
+        "key": r.key,
+        "sessions": r.sessions,
+        "billedSeconds": r.billed_seconds,
+        "averageSeconds": r.average_seconds,
+        "grossPaise": r.gross_paise,
+        "commissionPaise": r.commission_paise,
+        "refundedPaise": r.refunded_paise,
+        "endReasons": dict(sorted(r.end_reasons.items())),
+        "ratingAverage": r.rating_average,
+    }
+    if r.astrologer_id is not None:
+        line["astrologerId"] = r.astrologer_id
+    return line

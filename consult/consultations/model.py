@@ -68,6 +68,8 @@ class Consultation(db.Model):
             Index(f"ix_consultations_status_{column}", "status", column)
             for column in ("funded_until", "user_left_at", "astrologer_left_at", "ends_at")
         ),
+        # Operators' analytics read ended sessions by day ranges.
+        Index("ix_consultations_status_ended_at", "status", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,9 +1,12 @@
 """The operators' JSON API (API.md "Second wave"): every route is for admins only."""
 
-from flask import Blueprint, jsonify, request
+import csv
+import io
+
+from flask import Blueprint, jsonify, make_response, request
 from flask_login import current_user
 
-from .. import consultations, feedback, wire
+from .. import analytics, consultations, feedback, wire
 from ..clock import utcnow
 from ..consultations import refunds
 from ..errors import DomainError, Invalid
@@ -85,6 +88,33 @@ def refund(session_id):
         fingerprint=fingerprint(),
     )
     return jsonify(wire.session(consultation))
+
+
+@bp.get("/analytics")
+def analytics_report():
+    first, last = analytics.parse_range(
+        request.args.get("from"), request.args.get("to"), today=utcnow().date()
+    )
+    rows = [
+        wire.analytics_row(r) for r in analytics.report(first, last, request.args.get("by", "day"))
+    ]
+    if request.args.get("format") == "csv":
+        return _csv(rows, f"consult-analytics-{first}-to-{last}.csv")
+    return jsonify(rows)
+
+
+def _csv(rows: list[dict], filename: str):
+    """The same lines as CSV; the end reasons as `reason:count` pairs in one column."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(analytics.CSV_COLUMNS)
+    for line in rows:
+        reasons = ";".join(f"{k}:{v}" for k, v in line["endReasons"].items())
+        writer.writerow([*(line[c] for c in analytics.CSV_COLUMNS[:-1]), reasons])
+    response = make_response(out.getvalue())
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @bp.get("/reports")
