@@ -130,3 +130,64 @@ CSV_COLUMNS = (
     "ratingAverage",
     "endReasons",
 )
+
+
+# ---------------------------------------------------------------- an astrologer's earnings
+
+
+@dataclass(frozen=True)
+class Earning:
+    """What one session (or one day of sessions) earned an astrologer."""
+
+    key: str  # the day, or the session's id
+    sessions: int
+    gross_paise: int
+    commission_paise: int
+    refunded_paise: int  # the astrologer's share of the refunds
+    net_paise: int  # what reached their earnings account: gross - commission - refunds
+
+
+def earnings(astrologer_id: int, first: date, last: date, by: str) -> list[Earning]:
+    """The astrologer's statement from their earnings account's own entries, per day of the
+    money's movement or per session: a settlement credits them, a refund debits their share."""
+    if by not in (BY_DAY, "session"):
+        raise Invalid("by must be day or session")
+    account = ledger.account_id(ledger.ASTROLOGER_EARNINGS, astrologer_id)
+    c, t, e = Consultation.__table__, ledger.Transfer.__table__, ledger.Entry.__table__
+    lo = datetime.combine(first, time.min, tzinfo=UTC)
+    hi = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+    session = func.coalesce(t.c.consultation_id, t.c.refund_of_id)
+    rows = db.session.execute(
+        select(
+            session, t.c.kind, e.c.direction, e.c.amount_paise, c.c.total_cost_paise, t.c.created_at
+        )
+        .select_from(e.join(t, t.c.id == e.c.transfer_id).join(c, c.c.id == session))
+        .where(e.c.account_id == account, t.c.created_at >= lo, t.c.created_at < hi)
+        .order_by(t.c.created_at, t.c.id)
+    ).all()
+    groups: dict[str, dict] = {}
+    for session_id, kind, direction, amount, cost, moved_at in rows:
+        key = str(session_id) if by == "session" else _day(moved_at)
+        g = groups.setdefault(key, {"ids": set(), "gross": 0, "earned": 0, "refunded": 0})
+        if kind == "settlement":
+            g["ids"].add(session_id)
+            g["gross"] += cost
+            g["earned"] += amount
+        elif direction == ledger.DEBIT:
+            g["refunded"] += amount
+    return [
+        Earning(
+            key=key,
+            sessions=len(g["ids"]),
+            gross_paise=g["gross"],
+            commission_paise=g["gross"] - g["earned"],
+            refunded_paise=g["refunded"],
+            net_paise=g["earned"] - g["refunded"],
+        )
+        for key, g in groups.items()
+    ]
+
+
+def _day(moment) -> str:
+    """The UTC day of an instant (SQLite hands back naive UTC, PostgreSQL aware)."""
+    return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date().isoformat()

@@ -152,3 +152,26 @@ def analytics_row(r) -> dict:
     if r.astrologer_id is not None:
         line["astrologerId"] = r.astrologer_id
     return line
+
+
+EARNING_FIELDS = (
+    "key",
+    "sessions",
+    "grossPaise",
+    "commissionPaise",
+    "refundedPaise",
+    "netPaise",
+)
+
+
+def earning(e) -> dict:
+    """A line of an astrologer's statement (`GET /api/me/earnings`, an addition)."""
+    values = (
+        e.key,
+        e.sessions,
+        e.gross_paise,
+        e.commission_paise,
+        e.refunded_paise,
+        e.net_paise,
+    )
+    return dict(zip(EARNING_FIELDS, values, strict=True))

@@ -153,3 +153,57 @@ def test_parse_range_defaults_to_the_last_thirty_days():
     today = datetime(2026, 12, 3, tzinfo=UTC).date()
     first, last = analytics.parse_range(None, None, today=today)
     assert (first.isoformat(), last.isoformat()) == ("2026-11-04", "2026-12-03")
+
+
+# ---------------------------------------------------------------- an astrologer's statement
+
+
+def test_an_astrologers_statement_per_day_and_per_session_nets_out_refunds(client, world):
+    guru = world["guru"]
+    by_day = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&by=day", headers=guru.auth
+    ).get_json()
+    assert by_day == [
+        {
+            "key": "2026-11-02",
+            "sessions": 1,
+            "grossPaise": 10_000,
+            "commissionPaise": 2_000,
+            "refundedPaise": 0,
+            "netPaise": 8_000,
+        },
+        {
+            # the spend-capped session settled, and ₹40 of the first refunded (80 % of it theirs)
+            "key": "2026-11-03",
+            "sessions": 1,
+            "grossPaise": 5_000,
+            "commissionPaise": 1_000,
+            "refundedPaise": 3_200,
+            "netPaise": 800,
+        },
+    ]
+    by_session = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&by=session", headers=guru.auth
+    ).get_json()
+    assert [line["netPaise"] for line in by_session] == [8_000 - 3_200, 4_000]
+    total = sum(line["netPaise"] for line in by_day)
+    assert total == 8_000 + 4_000 - 3_200
+
+
+def test_the_statement_downloads_as_csv_and_is_the_astrologers_own(client, world):
+    r = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&format=csv", headers=world["tara"].auth
+    )
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert rows == [
+        {
+            "key": "2026-11-02",
+            "sessions": "1",
+            "grossPaise": "3000",
+            "commissionPaise": "600",
+            "refundedPaise": "0",
+            "netPaise": "2400",
+        }
+    ]
+    assert client.get("/api/me/earnings", headers=world["admin"].auth).status_code == 403
+    assert client.get("/api/me/earnings?by=week", headers=world["tara"].auth).status_code == 400

@@ -1,16 +1,13 @@
 """The operators' JSON API (API.md "Second wave"): every route is for admins only."""
 
-import csv
-import io
-
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from .. import analytics, consultations, feedback, wire
 from ..clock import utcnow
 from ..consultations import refunds
 from ..errors import DomainError, Invalid
-from .common import api_auth, fingerprint, json_body, request_id, services
+from .common import api_auth, csv_download, fingerprint, json_body, request_id, services
 from .errors import status_of
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
@@ -99,22 +96,18 @@ def analytics_report():
         wire.analytics_row(r) for r in analytics.report(first, last, request.args.get("by", "day"))
     ]
     if request.args.get("format") == "csv":
-        return _csv(rows, f"consult-analytics-{first}-to-{last}.csv")
+        columns = analytics.CSV_COLUMNS
+        return csv_download(
+            columns,
+            [[*(line[c] for c in columns[:-1]), _pairs(line["endReasons"])] for line in rows],
+            f"consult-analytics-{first}-to-{last}.csv",
+        )
     return jsonify(rows)
 
 
-def _csv(rows: list[dict], filename: str):
-    """The same lines as CSV; the end reasons as `reason:count` pairs in one column."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(analytics.CSV_COLUMNS)
-    for line in rows:
-        reasons = ";".join(f"{k}:{v}" for k, v in line["endReasons"].items())
-        writer.writerow([*(line[c] for c in analytics.CSV_COLUMNS[:-1]), reasons])
-    response = make_response(out.getvalue())
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+def _pairs(reasons: dict) -> str:
+    """The end reasons in one CSV cell: `reason:count` pairs."""
+    return ";".join(f"{k}:{v}" for k, v in reasons.items())
 
 
 @bp.get("/reports")

@@ -3,11 +3,11 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from .. import accounts, availability, chat, consultations, feedback, wallet, wire
+from .. import accounts, analytics, availability, chat, consultations, feedback, wallet, wire
 from ..clock import utcnow
 from ..digest import digest
 from ..errors import Invalid, NotFound
-from .common import api_auth, end_as_caller, json_body, request_id, services
+from .common import api_auth, csv_download, end_as_caller, json_body, request_id, services
 from .security import login_throttle
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -81,6 +81,27 @@ def set_availability():
         current_user, status, cap, change_cap=cap_sent, hub=services().hub
     )
     return jsonify(wire.availability(astrologer))
+
+
+@bp.get("/me/earnings")
+@api_auth("astrologer")
+def earnings():
+    """The astrologer's statement (an addition to API.md): per day or per session."""
+    first, last = analytics.parse_range(
+        request.args.get("from"), request.args.get("to"), today=utcnow().date()
+    )
+    lines = [
+        wire.earning(e)
+        for e in analytics.earnings(current_user.id, first, last, request.args.get("by", "day"))
+    ]
+    if request.args.get("format") == "csv":
+        columns = list(wire.EARNING_FIELDS)
+        return csv_download(
+            columns,
+            [[line[c] for c in columns] for line in lines],
+            f"earnings-{first}-to-{last}.csv",
+        )
+    return jsonify(lines)
 
 
 @bp.get("/wallet")

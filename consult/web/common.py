@@ -1,8 +1,10 @@
-"""Small helpers the views share: services, the JSON body, who is asking."""
+"""Small helpers the views share: services, the JSON body, who is asking, CSV downloads."""
 
+import csv
+import io
 from functools import wraps
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify, make_response, request
 from flask_login import current_user
 
 from .. import consultations
@@ -70,3 +72,15 @@ def end_as_caller(session_id, *, key) -> consultations.EndOutcome:
 def fingerprint() -> str:
     """What makes two requests 'the same' for an idempotency key: method, path and body."""
     return f"{request.method} {request.path} {request.get_data(as_text=True)[:150]}"
+
+
+def csv_download(columns, rows, filename: str):
+    """A CSV attachment: a header line, then the rows."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    response = make_response(out.getvalue())
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
