@@ -159,6 +159,19 @@ CSRF_CASES = {
         True,
         url_values=lambda w: {"report_id": w.report_id},
     ),
+    # The admin pages' forms
+    "admin.refund": CsrfCase("admin", "ended", lambda w: {"amount": "1", "note": "sorry"}, 302),
+    "admin.end_one": CsrfCase("admin", "active", lambda w: {"note": "abuse"}, 302),
+    "admin.end_live": CsrfCase(
+        "admin", "active", lambda w: {"session_id": str(w.session_id), "note": "abuse"}, 302
+    ),
+    "admin.resolve_report": CsrfCase(
+        "admin",
+        "reported",
+        lambda w: {"decision": "reject", "note": "fine"},
+        302,
+        url_values=lambda w: {"report_id": w.report_id},
+    ),
 }
 
 
