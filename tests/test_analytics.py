@@ -5,7 +5,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers_inprocess import (
+from sqlalchemy import text
+
+from consult import analytics, consultations, feedback
+from consult.db import db
+from helpers.inprocess import (
     isolated_client,
     live_session,
     make_admin,
@@ -14,10 +18,6 @@ from helpers_inprocess import (
     services,
     user_obj,
 )
-from sqlalchemy import text
-
-from consult import analytics, consultations, feedback
-from consult.db import db
 
 DAY1 = datetime(2026, 11, 2, 10, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)

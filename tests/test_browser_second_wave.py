@@ -7,9 +7,10 @@ amounts on the page are checked against the server's figures (the JSON API).
 import re
 
 import pytest
-from browser_helpers import axe_violations, browser_for, make_user, open_page, paise, shot
 from playwright.sync_api import BrowserContext, expect
-from support import create_astrologer, start_session, wait_until
+
+from helpers.browser import axe_violations, browser_for, make_user, open_page, paise, shot
+from helpers.server import create_astrologer, start_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -166,8 +167,8 @@ def test_a_report_from_the_summary_is_resolved_and_both_parties_see_the_outcome(
 
 
 def server_admin(server):
-    from browser_helpers import token_for
-    from support import PASSWORD, unique
+    from helpers import PASSWORD
+    from helpers.server import token_for, unique
 
     username = unique("admin")
     server.cli("create-user", username, "--password", PASSWORD, "--role", "admin")

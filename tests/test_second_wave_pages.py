@@ -7,7 +7,10 @@ input is refused with a readable error and changes nothing.
 from datetime import timedelta
 
 import pytest
-from helpers_inprocess import (
+
+from consult import chat, consultations, feedback
+from consult.clock import utcnow
+from helpers.inprocess import (
     end_as,
     isolated_client,
     live_session,
@@ -20,9 +23,6 @@ from helpers_inprocess import (
     session_row,
     user_obj,
 )
-
-from consult import chat, consultations, feedback
-from consult.clock import utcnow
 
 HX = {"HX-Request": "true"}
 RATE = 6000  # a rupee a second

@@ -1,7 +1,8 @@
 """The second wave over a real server's `/api/ws`: what the socket says of limits and refunds."""
 
 import pytest
-from support import create_astrologer, register_user, start_session, wait_until
+
+from helpers.server import create_astrologer, register_user, start_session, wait_until
 
 pytestmark = pytest.mark.server
 

@@ -14,16 +14,19 @@ from html.parser import HTMLParser
 
 import pytest
 import websocket
-from fault_helpers import (
-    HOSTILE_MESSAGES,
-    Browser,
-    assert_books_balance,
-    hang_up,
-    make_account,
-)
 from flask import url_for
-from helpers_inprocess import (
-    PASSWORD,
+from sqlalchemy import func, select
+
+from consult import chat, consultations, feedback, wire
+from consult.clock import utcnow
+from consult.db import db
+from consult.realtime import Event
+from consult.web import render
+from consult.web.security import login_throttle
+from helpers import PASSWORD
+from helpers.books import assert_books_balance
+from helpers.hostile import HOSTILE_MESSAGES
+from helpers.inprocess import (
     csrf_of,
     fresh,
     isolated_client,
@@ -37,15 +40,15 @@ from helpers_inprocess import (
     session_row,
     user_obj,
 )
-from sqlalchemy import func, select
-from support import Socket, register_user, start_session, unique, wait_until
-
-from consult import chat, consultations, feedback, wire
-from consult.clock import utcnow
-from consult.db import db
-from consult.realtime import Event
-from consult.web import render
-from consult.web.security import login_throttle
+from helpers.server import (
+    PlainBrowser,
+    make_account,
+    register_user,
+    start_session,
+    unique,
+    wait_until,
+)
+from helpers.sockets import Socket
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 KIB_64 = 64 * 1024
@@ -744,7 +747,7 @@ def test_a_chunked_body_over_64_kib_answers_413_on_the_real_server(server):
 
 def test_socket_handshakes_without_credentials_or_from_foreign_origins_are_refused(server):
     user = make_account(server, "user")
-    browser = Browser(server).sign_in(user.user["username"])
+    browser = PlainBrowser(server).sign_in(user.user["username"])
     cookie = f"Cookie: {browser.cookie_header()}"
     for path in ("/ws", "/api/ws"):
         url = server.ws_url + path
@@ -766,7 +769,7 @@ def test_socket_handshakes_without_credentials_or_from_foreign_origins_are_refus
             assert refused.value.status_code == status, (path, headers, origin)
         ok = browser.socket(path)  # the control: the same cookie from the app's own origin
         assert not ok.closed.wait(0.3)
-        hang_up(ok)
+        ok.close()
 
 
 def test_a_socket_origin_must_match_exactly_the_apps_own_or_a_configured_one(fresh_server):
@@ -804,8 +807,9 @@ def test_a_socket_origin_must_match_exactly_the_apps_own_or_a_configured_one(fre
 def test_signing_out_closes_that_browsers_sockets_and_no_others(server):
     user = make_account(server, "user", balance=10_000)
     astrologer = make_account(server, "astrologer")
-    here = Browser(server).sign_in(user.user["username"])
-    elsewhere = Browser(server).sign_in(user.user["username"])  # the same user, another browser
+    here = PlainBrowser(server).sign_in(user.user["username"])
+    # the same user, in another browser
+    elsewhere = PlainBrowser(server).sign_in(user.user["username"])
     page, api_by_cookie = here.socket("/ws"), here.socket("/api/ws")
     other_page = elsewhere.socket("/ws")
     program = Socket(f"{server.ws_url}/api/ws?token={user.token}")
@@ -826,7 +830,7 @@ def test_signing_out_closes_that_browsers_sockets_and_no_others(server):
     assert user.post("/api/sessions/end").status_code == 200
     program.wait_for("consult:ended")
     for ws in (program, other_page):
-        hang_up(ws)
+        ws.close()
 
 
 # ---------------------------------------------------------------- bad frames
@@ -875,7 +879,7 @@ def test_bad_frames_are_refused_without_harm(server):
     # Over 64 KiB closes with 1009, and only that socket.
     program = user.socket()
     program.send_raw("x" * (KIB_64 + 1))
-    page = Browser(server).sign_in(user.user["username"]).socket("/ws")
+    page = PlainBrowser(server).sign_in(user.user["username"]).socket("/ws")
     page.send("x" * (KIB_64 + 1))
     for victim in (program, page):
         assert victim.closed.wait(10)
@@ -884,8 +888,8 @@ def test_bad_frames_are_refused_without_harm(server):
     assert ws.wait_for("billing:status")["data"]["sessionId"] == sid
     assert user.post("/api/sessions/end").status_code == 200
     watcher.wait_for("consult:ended", where=lambda d: d["sessionId"] == sid)
-    hang_up(ws)
-    hang_up(watcher)
+    ws.close()
+    watcher.close()
     assert_books_balance(server)
 
 
@@ -943,7 +947,7 @@ def test_socket_events_answer_only_the_sessions_own_parties(server, admin_api):
     assert result["event"] == "endSession:result"
     assert result["data"]["reason"] == "user_requested"  # not the reason it asked for
     for ws in sockets.values():
-        hang_up(ws)
+        ws.close()
     assert_books_balance(server)
 
 
@@ -951,7 +955,7 @@ def test_an_htmx_socket_end_cannot_choose_a_reserved_reason(server):
     user = make_account(server, "user", balance=10_000)
     astrologer = make_account(server, "astrologer")
     session = start_session(user, astrologer)
-    browser = Browser(server).sign_in(user.user["username"])
+    browser = PlainBrowser(server).sign_in(user.user["username"])
     page = browser.socket("/ws")
     page.send(
         json.dumps(
@@ -969,4 +973,4 @@ def test_an_htmx_socket_end_cannot_choose_a_reserved_reason(server):
         message="the page's End to settle",
     )
     assert ended["endReason"] == "user_requested"
-    hang_up(page)
+    page.close()

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from helpers_inprocess import (
+from sqlalchemy import text, update
+
+from consult import consultations, ledger, ledger_audit
+from consult.clock import utcnow
+from consult.db import db
+from helpers.inprocess import (
     add_money,
-    cheap_hash,
     end_as,
     fresh,
     live_session,
@@ -24,19 +28,9 @@ from helpers_inprocess import (
     services,
     user_obj,
 )
-from sqlalchemy import text, update
-from support import ROOT
-
-from consult import accounts, consultations, ledger, ledger_audit
-from consult.clock import utcnow
-from consult.db import db
+from helpers.server import ROOT
 
 RATE = 6100  # not a multiple of 60: every cost is rounded down
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch):
-    monkeypatch.setattr(accounts, "generate_password_hash", cheap_hash)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The settlement service: one end, one charge, whoever ends and however often (real SQLite)."""
+"""The settlement service: one end, one charge, whoever ends and however often (a real database)."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -10,39 +10,16 @@ from consult import accounts, audit, consultations, ledger, wallet
 from consult.consultations import Consultation
 from consult.db import db
 from consult.errors import Conflict, NotFound, PaymentRequired
+from helpers import PASSWORD
+from helpers.books import assert_books_balance
+from helpers.hub import FakeHub
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
-class RecordingHub:
-    """A hub that records what was published, and lets a test say who is online."""
-
-    def __init__(self):
-        self.published = []
-        self.away = {}
-
-    def publish(self, user_ids, event):
-        self.published.append((tuple(sorted(set(user_ids))), event))
-
-    def broadcast(self, event, topic):
-        self.published.append(((), event))
-
-    def online(self, user_id):
-        return user_id not in self.away
-
-    def gone_since(self, user_id):
-        return self.away.get(user_id)
-
-    def gone_among(self, user_ids):
-        return {u: self.away[u] for u in user_ids if u in self.away}
-
-    def named(self, name):
-        return [(ids, e) for ids, e in self.published if e.name == name]
-
-
 @pytest.fixture
 def hub():
-    return RecordingHub()
+    return FakeHub()
 
 
 @pytest.fixture
@@ -54,9 +31,9 @@ def policy(app):
 def people(app, hub):
     def make(balance=50_000, rate=2000):
         n = len(db.session.scalars(select(accounts.User)).all())
-        user = accounts.create_user(f"user{n}", "password1", role="user", now=T0)
+        user = accounts.create_user(f"user{n}", PASSWORD, role="user", now=T0)
         astrologer = accounts.create_user(
-            f"astro{n}", "password1", role="astrologer", now=T0, rate_paise_per_minute=rate
+            f"astro{n}", PASSWORD, role="astrologer", now=T0, rate_paise_per_minute=rate
         )
         if balance:
             wallet.recharge(
@@ -84,22 +61,6 @@ def end(c, hub, policy, seconds, reason=consultations.USER_REQUESTED, actor=None
     )
 
 
-def assert_ledger_balances():
-    """Every cached balance equals its entries, every transfer balances, money is conserved."""
-    for account in db.session.scalars(select(ledger.Account)):
-        assert account.balance_paise == ledger.entries_balance(account.id), account.kind
-        if account.kind == ledger.USER_WALLET:
-            assert account.balance_paise >= 0
-    assert db.session.scalar(select(func.sum(ledger.Account.balance_paise))) == 0
-    for transfer in db.session.scalars(select(ledger.Transfer)):
-        entries = db.session.scalars(
-            select(ledger.Entry).where(ledger.Entry.transfer_id == transfer.id)
-        ).all()
-        debits = sum(e.amount_paise for e in entries if e.direction == ledger.DEBIT)
-        credits = sum(e.amount_paise for e in entries if e.direction == ledger.CREDIT)
-        assert debits == credits, transfer.id
-
-
 def test_end_charges_the_policy_cost_and_moves_it_to_astrologer_and_platform(people, hub, policy):
     user, astrologer = people(balance=50_000, rate=3500)
     c = live(user, astrologer, hub, policy)
@@ -112,7 +73,7 @@ def test_end_charges_the_policy_cost_and_moves_it_to_astrologer_and_platform(peo
     # The platform keeps 20 % (the default commission), rounded down to the paisa.
     assert ledger.balance(ledger.earnings_of(astrologer.id)) == 7291 - 1458 == 5833
     assert ledger.balance(ledger.open_account(ledger.PLATFORM_REVENUE)) == 1458
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_the_compare_and_set_refuses_a_settlement_read_before_another_end_won(people, hub, policy):
@@ -149,7 +110,7 @@ def test_the_compare_and_set_refuses_a_settlement_read_before_another_end_won(pe
         )
         == 1
     )
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_second_end_charges_nothing_and_notifies_nobody(people, hub, policy):
@@ -171,7 +132,7 @@ def test_second_end_charges_nothing_and_notifies_nobody(people, hub, policy):
         )
         == 1
     )
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_ended_event_goes_to_both_parties_and_ended_by_user_only_to_the_astrologer(
@@ -208,7 +169,7 @@ def test_a_late_end_is_billed_only_up_to_the_funded_end(people, hub, policy):
     assert outcome.consultation.ended_at == T0 + timedelta(seconds=75)
     assert outcome.consultation.total_cost_paise == 2500
     assert consultations.wallet_balance(user.id) == 0
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_the_scheduler_finds_the_funded_end_and_a_recharge_moves_it(app, people, hub, policy):
@@ -371,7 +332,7 @@ def test_twenty_concurrent_ends_settle_exactly_once(app, people, hub, policy):
     db.session.rollback()  # leave the test's read snapshot to see the threads' writes
     settled = db.session.get(Consultation, c.id)
     assert consultations.wallet_balance(user.id) == 100_000 - settled.total_cost_paise
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_the_database_refuses_a_second_settlement_transfer(people, hub, policy):

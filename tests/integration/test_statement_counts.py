@@ -17,6 +17,7 @@ from consult import accounts, chat, consultations, wallet
 from consult.accounts import Caller
 from consult.clock import utcnow
 from consult.db import db
+from helpers import PASSWORD
 
 # BEGIN, the locked row, the key's earlier answer, the locked wallet, the compare-and-set,
 # the transfer, its entries, the balances, the audit record, the key's answer.
@@ -56,9 +57,9 @@ def live(app, services_):
     def make():
         n = len(made)
         now = utcnow()
-        user = accounts.create_user(f"user{n}", "password1", role="user", now=now)
+        user = accounts.create_user(f"user{n}", PASSWORD, role="user", now=now)
         astrologer = accounts.create_user(
-            f"astro{n}", "password1", role="astrologer", now=now, rate_paise_per_minute=2000
+            f"astro{n}", PASSWORD, role="astrologer", now=now, rate_paise_per_minute=2000
         )
         wallet.recharge(user.id, 50_000, at=now, provider=services_.payments, hub=services_.hub)
         c = consultations.request_consultation(

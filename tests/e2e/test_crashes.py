@@ -13,30 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from fault_helpers import (
-    Browser,
-    assert_books_balance,
-    ended_events_of,
-    hang_up,
-    make_account,
-    query,
-    settlements_of,
-)
-from support import Api, start_session, wait_until
+
+from helpers.books import assert_books_balance, ended_events_of, query, settlements_of
+from helpers.contract import instant
+from helpers.server import Api, PlainBrowser, make_account, start_session, wait_until
 
 pytestmark = pytest.mark.server
 
 RATE = 6100  # not a multiple of 60: every cost is rounded down
 HEARTBEAT_SLACK = timedelta(seconds=3)  # beats every second; a loaded machine may lag
-
-
-def instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def on(server, api: Api) -> Api:
-    """The same account (its token survives a restart) against another server process."""
-    return Api(server, api.token, api.user)
 
 
 def wallet(api: Api) -> int:
@@ -100,7 +85,7 @@ def test_a_crash_mid_session_settles_every_live_session_once_up_to_the_last_hear
     killed_at = datetime.now(UTC)
     last_beat = last_heartbeat(srv)
     srv = restart(fresh_server, srv)
-    users = [on(srv, u) for u in users]
+    users = [u.on(srv) for u in users]
 
     for user, session in zip(users[1:4], live, strict=True):
         after = settled(user, session["id"])  # what a returning user sees
@@ -123,49 +108,10 @@ def test_a_crash_mid_session_settles_every_live_session_once_up_to_the_last_hear
     assert unanswered["totalCostPaise"] is None and wallet(users[4]) == wallets[users[4].id]
 
     # The browser's summary of a crashed session says so, with the charge.
-    browser = Browser(srv).sign_in(users[1].user["username"])
+    browser = PlainBrowser(srv).sign_in(users[1].user["username"])
     page = browser.get(f"/sessions/{live[0]['id']}").text
     assert "technical problem" in page
     assert_books_balance(srv)
-
-
-def test_an_end_asked_for_before_recovery_runs_is_billed_only_to_the_last_heartbeat(app):
-    """Found by the soak: the crashed server's user (or their app, retrying) ends the
-    session in the seconds after the restart, before recovery has decided it is an orphan."""
-    from consult import accounts, consultations, scheduler, wallet
-    from consult.db import db
-
-    services = app.extensions["consult"]
-    now = datetime.now(UTC)
-    started, last_beat = now - timedelta(seconds=30), now - timedelta(seconds=2)
-    user = accounts.create_user("orphan", "password1", role="user", now=started)
-    astrologer = accounts.create_user(
-        "orphanastro", "password1", role="astrologer", now=started, rate_paise_per_minute=6000
-    )
-    wallet.recharge(user.id, 50_000, at=started, provider=services.payments, hub=services.hub)
-    c = consultations.request_consultation(
-        user, astrologer.id, at=started, hub=services.hub, policy=services.policy
-    )
-    consultations.accept(astrologer, c.id, at=started, hub=services.hub)
-    scheduler.beat("the-crashed-instance", last_beat)
-    restarted = scheduler.Scheduler(app, interval=0.1)
-    # A lone server (the in-memory hub) knows the fresh heartbeat is its dead
-    # predecessor's: it settles at once, before any request can end the session.
-    user_id, session_id = user.id, c.id  # tick() ends the session these objects live in
-    assert restarted.recover() == [session_id]
-    restarted.tick(restarted.booted_at + timedelta(seconds=0.5))
-
-    outcome = consultations.end_by_party(
-        db.session.get(accounts.User, user_id),
-        session_id,
-        at=restarted.booted_at + timedelta(seconds=1),
-        hub=services.hub,
-        policy=services.policy,
-    )
-    assert outcome.consultation.ended_at <= last_beat, (
-        f"billed {outcome.consultation.billed_seconds} s, until "
-        f"{outcome.consultation.ended_at}; the server died after {last_beat}"
-    )
 
 
 def test_a_recharge_answered_just_before_a_crash_is_kept_and_one_in_flight_credits_once(
@@ -193,7 +139,7 @@ def test_a_recharge_answered_just_before_a_crash_is_kept_and_one_in_flight_credi
         t.join(15)
 
     srv = restart(fresh_server, srv)
-    user = on(srv, user)
+    user = user.on(srv)
     replay = user.post("/api/wallet/recharge", {"amountPaise": 500, "idempotencyKey": "kept"})
     assert replay.status_code == 200 and replay.json() == answered.json()
     for key, amount in in_flight.items():  # the client retries what it never heard back
@@ -206,45 +152,6 @@ def test_a_recharge_answered_just_before_a_crash_is_kept_and_one_in_flight_credi
     credited = 1_000 + 500 + sum(in_flight.values())
     assert wallet(user) == credited - after["totalCostPaise"]
     assert_books_balance(srv)
-
-
-def test_funds_running_out_in_the_downtime_are_not_charged_past_the_last_heartbeat(app):
-    """Deterministic: a dead instance's last heartbeat 1 s ago, a session whose funds run
-    out 1 s from now (63 funded seconds, begun 62 s ago), and the restarted scheduler's
-    first ticks, before recovery decides."""
-    from sqlalchemy import select
-
-    from consult import accounts, consultations, scheduler, wallet
-    from consult.db import db
-
-    services = app.extensions["consult"]
-    now = datetime.now(UTC)
-    started, last_beat = now - timedelta(seconds=62), now - timedelta(seconds=1)
-    user = accounts.create_user("downtime", "password1", role="user", now=started)
-    astrologer = accounts.create_user(
-        "downtimeastro", "password1", role="astrologer", now=started, rate_paise_per_minute=6000
-    )
-    wallet.recharge(user.id, 6_300, at=started, provider=services.payments, hub=services.hub)
-    c = consultations.request_consultation(
-        user, astrologer.id, at=started, hub=services.hub, policy=services.policy
-    )
-    consultations.accept(astrologer, c.id, at=started, hub=services.hub)  # funded for 63 s
-    scheduler.beat("the-crashed-instance", last_beat)
-
-    restarted = scheduler.Scheduler(app, interval=0.1)
-    session_id = c.id  # tick() ends the session these objects live in
-    assert restarted.recover() == [session_id]  # alone: the fresh beat is a dead predecessor's
-    for seconds in (1, 2, 2.5):  # ticks before the heartbeat goes stale
-        restarted.tick(restarted.booted_at + timedelta(seconds=seconds))
-    for seconds in (3.1, 3.5):  # now it is stale: recovery settles what is left
-        restarted.tick(restarted.booted_at + timedelta(seconds=seconds))
-    db.session.rollback()
-    settled = db.session.scalar(
-        select(consultations.Consultation).where(consultations.Consultation.id == session_id)
-    )
-    assert settled.status == "ended"
-    assert settled.ended_at <= last_beat, (settled.end_reason, settled.ended_at, last_beat)
-    assert settled.end_reason == "system_error"
 
 
 def _fire_and_forget(api: Api, body: dict) -> None:
@@ -285,8 +192,8 @@ def test_a_crash_while_many_ends_are_in_flight_settles_each_session_exactly_once
         t.join(15)
 
     srv = restart(fresh_server, srv)
-    users = [on(srv, u) for u in users]
-    astrologers = [on(srv, a) for a in astrologers]
+    users = [u.on(srv) for u in users]
+    astrologers = [a.on(srv) for a in astrologers]
     reasons = set()
     for i, (user, session) in enumerate(zip(users, sessions, strict=True)):
         after = settled(user, session["id"])
@@ -360,7 +267,7 @@ def test_a_flapping_connection_is_never_billed_for_the_time_away(server):
     assert ended["totalCostPaise"] == ended["durationSeconds"] * RATE // 60
     assert wallet(user) == 20_000 - ended["totalCostPaise"]
     for socket in (ws, watcher):
-        hang_up(socket)
+        socket.close()
     assert_books_balance(server)
 
 
@@ -395,7 +302,7 @@ def test_when_both_vanish_billing_stops_at_the_first_drop_and_a_late_return_find
     for api in (user, astrologer):
         back = api.socket()
         assert back.wait_for("session:state")["data"] is None
-        hang_up(back)
+        back.close()
     late = user.post(f"/api/sessions/{sid}/messages", {"text": "are you there?"})
     assert late.status_code == 409 and late.json() == {"error": "Session has ended"}
     again = user.post("/api/sessions/end", {"sessionId": sid})

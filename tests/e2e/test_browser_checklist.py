@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from browser_helpers import (
-    Astrologers,
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from consult.money import rupees
+from helpers.books import ended_events_of, settlements_of
+from helpers.browser import (
     axe_violations,
     browser_for,
     make_user,
@@ -28,10 +31,8 @@ from browser_helpers import (
     shot,
     socket_open,
 )
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-from support import Api, Server, start_session, wait_until
-
-from consult.money import rupees
+from helpers.server import Api, Astrologers, Server, start_session, wait_until
+from helpers.sockets import delivered
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -230,6 +231,11 @@ def assert_settled_once(live: Live, wallet_before: int) -> dict:
     assert live.wallet() == wallet_before - session["totalCostPaise"]
     ended_sessions = live.user.get("/api/sessions?status=ended").json()
     assert [s["id"] for s in ended_sessions] == [live.session_id]
+    one = (
+        settlements_of(live.server, live.session_id),
+        ended_events_of(live.server, live.session_id),
+    )
+    assert one == (1, 1), "settled (and recorded as ended) more than once"
     return session
 
 
@@ -779,6 +785,7 @@ def test_error_user_and_astrologer_ending_at_the_same_moment_end_it_once(live):
         session = assert_settled_once(live, before)
         by_user = session["endReason"] == "user_requested"
         assert session["endReason"] in ("user_requested", "astrologer_ended")
+        delivered(live.server, user_socket, astro_socket)
         assert user_socket.count("consult:ended") == 1
         assert astro_socket.count("consult:ended") == 1
         assert astro_socket.count("session:ended-by-user") == (1 if by_user else 0)

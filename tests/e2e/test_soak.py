@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+
+from helpers.server import ROOT
 
 pytestmark = pytest.mark.server
 

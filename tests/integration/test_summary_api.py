@@ -4,19 +4,20 @@ from datetime import timedelta
 
 from consult import accounts, chat, consultations, wallet
 from consult.clock import utcnow
+from helpers import PASSWORD
 
 
 def token(client, username):
-    r = client.post("/api/auth/token", json={"username": username, "password": "password1"})
+    r = client.post("/api/auth/token", json={"username": username, "password": PASSWORD})
     return {"Authorization": f"Bearer {r.get_json()['token']}"}
 
 
 def test_summary_names_who_ended_it_the_balance_after_and_the_transcript(app, client):
     services = app.extensions["consult"]
     now = utcnow()
-    user = accounts.create_user("suma", "password1", role="user", now=now)
+    user = accounts.create_user("suma", PASSWORD, role="user", now=now)
     astrologer = accounts.create_user(
-        "sumastro", "password1", role="astrologer", now=now, rate_paise_per_minute=3000
+        "sumastro", PASSWORD, role="astrologer", now=now, rate_paise_per_minute=3000
     )
     wallet.recharge(user.id, 10_000, at=now, provider=services.payments, hub=services.hub)
     c = consultations.request_consultation(
@@ -39,6 +40,6 @@ def test_summary_names_who_ended_it_the_balance_after_and_the_transcript(app, cl
     ).get_json()
     assert as_astrologer["balanceAfterPaise"] is None
 
-    accounts.create_user("nosy", "password1", role="user", now=now)
+    accounts.create_user("nosy", PASSWORD, role="user", now=now)
     r = client.get(f"/api/sessions/{c.id}/summary", headers=token(client, "nosy"))
     assert (r.status_code, r.get_json()) == (404, {"error": "Session not found"})

@@ -6,10 +6,11 @@ parties' browsers watch for dialogs, for requests nobody asked for, and for the 
 """
 
 import pytest
-from browser_helpers import sign_in
-from fault_helpers import HOSTILE_MESSAGES, make_account
 from playwright.sync_api import expect
-from support import start_session
+
+from helpers.browser import sign_in
+from helpers.hostile import HOSTILE_MESSAGES
+from helpers.server import make_account, start_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

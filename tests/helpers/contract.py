@@ -1,4 +1,7 @@
-"""The field sets API.md names, in one place for every suite that checks the wire."""
+"""What API.md promises on the wire, in one place for every suite that checks it: the
+field sets, and times in ISO 8601 UTC."""
+
+from datetime import datetime, timedelta
 
 SESSION_FIELDS = {
     "id",
@@ -52,3 +55,14 @@ REPORT_FIELDS = {
     "refundPaise",
     "note",
 }
+
+
+def instant(text: str) -> datetime:
+    """Parse an API time, which must be ISO 8601 in UTC with an offset."""
+    assert text.endswith(("Z", "+00:00")), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def whole_seconds(start: str, stop: str) -> int:
+    """The whole seconds between two API times."""
+    return (instant(stop) - instant(start)) // timedelta(seconds=1)

@@ -1,4 +1,5 @@
-"""Shared helpers for the in-process HTTP tests (test_api.py and test_pages.py)."""
+"""In-process tests: people and sessions made through the domain, a Flask client that
+serves each request in an app context of its own, and signing in through the login form."""
 
 import re
 from dataclasses import dataclass, field
@@ -7,15 +8,13 @@ from datetime import datetime
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
 from consult import accounts, consultations, ledger, wallet
 from consult.accounts import User
 from consult.clock import utcnow
 from consult.db import db
 from consult.realtime import Event
-
-PASSWORD = "password1"
+from helpers import PASSWORD
 
 
 class IsolatedClient(FlaskClient):
@@ -53,11 +52,6 @@ def isolated_client(app) -> IsolatedClient:
     app.test_client_class = IsolatedClient
     app.jinja_env.bytecode_cache = TEMPLATE_CACHE
     return app.test_client()
-
-
-def cheap_hash(password: str) -> str:
-    """The same hash format as production, at a cost that keeps the suite fast."""
-    return generate_password_hash(password, method="pbkdf2:sha256:1")
 
 
 @dataclass
@@ -174,29 +168,6 @@ def settlement_count() -> int:
         .select_from(ledger.Transfer)
         .where(ledger.Transfer.kind == "settlement")
     )
-
-
-def assert_ledger_balances() -> None:
-    """Every cached balance equals its entries, money is conserved, every transfer balances."""
-    fresh()
-    accounts_ = db.session.scalars(select(ledger.Account)).all()
-    assert accounts_, "no ledger accounts at all"
-    for account in accounts_:
-        assert account.balance_paise == ledger.entries_balance(account.id), (
-            account.kind,
-            account.owner_id,
-        )
-        if account.kind == ledger.USER_WALLET:
-            assert account.balance_paise >= 0
-    assert db.session.scalar(select(func.sum(ledger.Account.balance_paise))) == 0
-    transfers = db.session.scalars(select(ledger.Transfer)).all()
-    for transfer in transfers:
-        entries = db.session.scalars(
-            select(ledger.Entry).where(ledger.Entry.transfer_id == transfer.id)
-        ).all()
-        debits = sum(e.amount_paise for e in entries if e.direction == ledger.DEBIT)
-        credits = sum(e.amount_paise for e in entries if e.direction == ledger.CREDIT)
-        assert debits == credits, (transfer.id, transfer.kind)
 
 
 @dataclass(eq=False)

@@ -3,14 +3,17 @@
 from datetime import datetime, timedelta
 
 import pytest
-from api_contract import END_FIELDS, SESSION_FIELDS
-from helpers_inprocess import (
-    PASSWORD,
+
+from consult import accounts, ledger
+from consult.clock import utcnow
+from consult.web.security import login_throttle
+from helpers import PASSWORD
+from helpers.books import assert_books_balance
+from helpers.contract import END_FIELDS, SESSION_FIELDS
+from helpers.inprocess import (
     accept_session,
     add_money,
-    assert_ledger_balances,
     balance_of,
-    cheap_hash,
     isolated_client,
     listen,
     live_session,
@@ -25,23 +28,9 @@ from helpers_inprocess import (
     user_obj,
 )
 
-from consult import accounts, ledger
-from consult.clock import utcnow
-from consult.web.security import login_throttle
-
 AUTH_REQUIRED = {"error": "Authentication required"}
 NOT_FOUND = {"error": "Session not found"}
 RATE = 6000  # ₹60 a minute: a rupee a second
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch):
-    monkeypatch.setattr(accounts, "generate_password_hash", cheap_hash)
-
-
-@pytest.fixture
-def client(app):
-    return isolated_client(app)
 
 
 @pytest.fixture
@@ -777,7 +766,7 @@ def test_the_second_end_answers_the_same_figures_and_charges_nothing(client, ali
     assert balance_of(alice) == balance == 100_000 - first["totalCostPaise"]
     assert settlement_count() == 1
     assert len(alice_hears.named("consult:ended")) == 1
-    assert_ledger_balances()
+    assert_books_balance()
 
 
 def test_the_astrologer_ends_with_astrologer_ended_whatever_the_body_says(client, alice, guru):
@@ -1054,4 +1043,4 @@ def test_the_ledger_balances_after_a_day_of_sessions(client, alice, guru):
         )
     )
     assert earned == first["totalCostPaise"] + second["totalCostPaise"]
-    assert_ledger_balances()
+    assert_books_balance()

@@ -4,10 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from helpers_inprocess import (
-    PASSWORD,
+
+from consult.clock import utcnow
+from consult.money import rupees
+from consult.web.security import login_throttle
+from helpers import PASSWORD
+from helpers.inprocess import (
     balance_of,
-    cheap_hash,
     csrf_of,
     end_as,
     field_text,
@@ -21,18 +24,8 @@ from helpers_inprocess import (
     session_row,
 )
 
-from consult import accounts
-from consult.clock import utcnow
-from consult.money import rupees
-from consult.web.security import login_throttle
-
 HX = {"HX-Request": "true"}
 RATE = 6000  # ₹60.00 a minute
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch):
-    monkeypatch.setattr(accounts, "generate_password_hash", cheap_hash)
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ import os
 import re
 
 import pytest
-from browser_helpers import SHOTS, Astrologers, make_user, sign_in, socket_open
 from playwright.sync_api import expect
-from support import wait_until
+
+from helpers.browser import SHOTS, make_user, sign_in, socket_open
+from helpers.server import Astrologers, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

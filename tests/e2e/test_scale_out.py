@@ -4,12 +4,24 @@ The user's socket lands on one instance and the astrologer's on the other, as a 
 balancer would place them; every end must reach both, exactly once.
 """
 
+import json
 import uuid
 
 import pytest
-from conftest import FAST, postgres_schema
-from sqlalchemy import create_engine, text
-from support import Api, Server, create_astrologer, register_user, start_session, wait_until
+import redis
+
+from helpers.books import ended_events_of, settlements_of
+from helpers.databases import postgres_schema
+from helpers.server import (
+    FAST,
+    Api,
+    Server,
+    create_astrologer,
+    register_user,
+    start_session,
+    wait_until,
+)
+from helpers.sockets import scheduler_ticked
 
 pytestmark = pytest.mark.server
 RATE = 6000  # 100 paise a second
@@ -26,33 +38,30 @@ def cluster(postgres, redis_url):
             srv.stop(kill=True)
 
 
-def on(server: Server, api: Api) -> Api:
-    """The same account, talking to another instance."""
-    return Api(server, api.token, api.user)
+def delivered(cluster, redis_url: str, sockets: dict) -> None:
+    """`helpers.sockets.delivered` for a cluster (`sockets`: user id -> socket). Once the
+    scheduler has ticked past now, a marker published on the hubs' Redis channel reaches
+    each socket after every event published before it: Redis delivers a channel's messages
+    in order, and an instance queues a socket's frames in order. A round trip on the socket
+    alone is not enough here: an event from the other instance may still be in Redis."""
+    scheduler_ticked(cluster[0])
+    marker = f"sync-{uuid.uuid4().hex[:8]}"
+    channel = f"{cluster[0].settings['REDIS_PREFIX']}:events"
+    body = {"to": sorted(sockets), "name": "test:delivered", "data": {"marker": marker}}
+    redis.Redis.from_url(redis_url).publish(channel, json.dumps(body))
+    for ws in sockets.values():
+        ws.wait_for("test:delivered", where=lambda d: d["marker"] == marker)
 
 
-def ended_events(database_url: str, session_id: int) -> int:
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.connect() as conn:
-        count = conn.execute(
-            text(
-                "SELECT count(*) FROM session_events WHERE consultation_id = :id AND kind = 'ended'"
-            ),
-            {"id": session_id},
-        ).scalar_one()
-    engine.dispose()
-    return count
-
-
-def test_an_end_on_either_instance_reaches_both_parties_once(cluster):
+def test_an_end_on_either_instance_reaches_both_parties_once(cluster, redis_url):
     a, b = cluster
-    user, astrologer = register_user(a, 50_000), on(b, create_astrologer(a, rate=RATE))
+    user, astrologer = register_user(a, 50_000), create_astrologer(a, rate=RATE).on(b)
     user_ws, astro_ws = user.socket(), astrologer.socket()
     for ws in (user_ws, astro_ws):
         ws.wait_for("session:state")
 
     first = start_session(user, astrologer)
-    answer = on(b, user).post("/api/sessions/end")  # the user's REST call lands on B
+    answer = user.on(b).post("/api/sessions/end")  # the user's REST call lands on B
     assert answer.status_code == 200 and answer.json()["alreadyEnded"] is False
     for ws in (user_ws, astro_ws):
         ws.wait_for("consult:ended", where=lambda d: d["sessionId"] == first["id"])
@@ -65,10 +74,11 @@ def test_an_end_on_either_instance_reaches_both_parties_once(cluster):
         frame = ws.wait_for("consult:ended", where=lambda d: d["sessionId"] == second["id"])
         assert frame["data"]["reason"] == "astrologer_ended"
 
+    delivered(cluster, redis_url, {user.id: user_ws, astrologer.id: astro_ws})
     assert user_ws.count("consult:ended") == 0 and astro_ws.count("consult:ended") == 0
-    assert (
-        ended_events(a.database_url, first["id"]) == ended_events(a.database_url, second["id"]) == 1
-    )
+    assert astro_ws.count("session:ended-by-user") == 0
+    for session in (first, second):
+        assert settlements_of(a, session["id"]) == ended_events_of(a, session["id"]) == 1
 
 
 def test_presence_is_shared_across_instances(cluster):
@@ -80,7 +90,7 @@ def test_presence_is_shared_across_instances(cluster):
         return next(x["online"] for x in listed if x["id"] == astrologer.id)
 
     assert not online_on(a) and not online_on(b)
-    ws = on(b, astrologer).socket()
+    ws = astrologer.on(b).socket()
     ws.wait_for("session:state")
     assert online_on(a) and online_on(b)
     ws.close()
@@ -89,7 +99,7 @@ def test_presence_is_shared_across_instances(cluster):
 
 def test_a_disconnect_seen_by_one_instance_ends_the_session_for_the_other(cluster):
     a, b = cluster
-    user, astrologer = register_user(a, 50_000), on(b, create_astrologer(a, rate=RATE))
+    user, astrologer = register_user(a, 50_000), create_astrologer(a, rate=RATE).on(b)
     user_ws, astro_ws = user.socket(), astrologer.socket()
     session = start_session(user, astrologer)
     user_ws.drop()  # A sees the user go; B's scheduler (or A's) ends it after the grace
@@ -99,9 +109,9 @@ def test_a_disconnect_seen_by_one_instance_ends_the_session_for_the_other(cluste
     assert frame["data"]["reason"] == "user_disconnected"
 
 
-def test_a_funded_end_fires_exactly_once_with_two_schedulers(cluster):
+def test_a_funded_end_fires_exactly_once_with_two_schedulers(cluster, redis_url):
     a, b = cluster
-    user, astrologer = register_user(a, 300), on(b, create_astrologer(a, rate=RATE))  # 3 s of funds
+    user, astrologer = register_user(a, 300), create_astrologer(a, rate=RATE).on(b)  # 3 s of funds
     user_ws, astro_ws = user.socket(), astrologer.socket()
     session = start_session(user, astrologer)
     for ws in (user_ws, astro_ws):
@@ -110,8 +120,9 @@ def test_a_funded_end_fires_exactly_once_with_two_schedulers(cluster):
         )
         assert frame["data"]["reason"] == "insufficient_balance"
         assert frame["data"]["durationSeconds"] == 3 and frame["data"]["totalCostPaise"] == 300
+    delivered(cluster, redis_url, {user.id: user_ws, astrologer.id: astro_ws})
     assert user_ws.count("consult:ended") == 0 and astro_ws.count("consult:ended") == 0
-    assert ended_events(a.database_url, session["id"]) == 1
+    assert settlements_of(a, session["id"]) == ended_events_of(a, session["id"]) == 1
     assert user.get("/api/wallet").json()["balancePaise"] == 0
 
 
@@ -138,4 +149,4 @@ def test_killing_the_lease_holder_does_not_lose_a_pending_auto_end(cluster):
     assert Api(survivor).get("/healthz").json()["leader"] is True
     ended = user.get(f"/api/sessions/{session['id']}").json()
     assert ended["status"] == "ended" and ended["endReason"] == "insufficient_balance"
-    assert ended_events(survivor.database_url, session["id"]) == 1
+    assert settlements_of(survivor, session["id"]) == ended_events_of(survivor, session["id"]) == 1
