@@ -66,3 +66,8 @@ def instant(text: str) -> datetime:
 def whole_seconds(start: str, stop: str) -> int:
     """The whole seconds between two API times."""
     return (instant(stop) - instant(start)) // timedelta(seconds=1)
+
+
+# Error bodies API.md names.
+AUTH_REQUIRED = {"error": "Authentication required"}
+NOT_FOUND = {"error": "Session not found"}

@@ -3,7 +3,7 @@ serves each request in an app context of its own, and signing in through the log
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
@@ -151,6 +151,11 @@ def live_session(user: Person, astrologer: Person, started_at: datetime | None =
     return session_id
 
 
+def started_ago(user: Person, astrologer: Person, seconds: int) -> int:
+    """A live session whose billing started `seconds` ago."""
+    return live_session(user, astrologer, started_at=utcnow() - timedelta(seconds=seconds))
+
+
 def end_as(person: Person, session_id: int, at: datetime) -> None:
     s = services()
     consultations.end_by_party(user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy)
@@ -214,3 +219,10 @@ def field_text(html: str, name: str) -> str:
     match = re.search(rf'data-field="{name}">([^<]*)<', html)
     assert match, f"no data-field={name} in the page"
     return match.group(1)
+
+
+def error_of(response) -> str:
+    """The text of a JSON error answer ({"error": "..."}), which must be there."""
+    body = response.get_json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str), response.data
+    return body["error"]

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from helpers.databases import empty_postgres, in_process_app
-from helpers.inprocess import TEMPLATE_CACHE, isolated_client
+from helpers.inprocess import TEMPLATE_CACHE, isolated_client, make_astrologer, make_user
 
 
 @pytest.fixture
@@ -38,3 +38,15 @@ def app(backend, tmp_path, request):
 def client(app):
     """A test client whose every request runs in an app context of its own."""
     return isolated_client(app)
+
+
+@pytest.fixture
+def alice(app):
+    """A user with ₹1,000."""
+    return make_user("alice", balance=100_000)
+
+
+@pytest.fixture
+def guru(app):
+    """An astrologer at ₹60 a minute (6000 paise: a rupee a second)."""
+    return make_astrologer("guru", rate=6000, name="Guru Dev")

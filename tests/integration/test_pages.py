@@ -22,10 +22,11 @@ from helpers.inprocess import (
     make_user,
     request_session,
     session_row,
+    started_ago,
 )
 
 HX = {"HX-Request": "true"}
-RATE = 6000  # ₹60.00 a minute
+RATE = 6000  # guru's rate (conftest): ₹60.00 a minute
 
 
 @pytest.fixture
@@ -43,16 +44,6 @@ def open_browser(app):
     return open_as
 
 
-@pytest.fixture
-def alice(app):
-    return make_user("alice", balance=100_000, token=False)
-
-
-@pytest.fixture
-def guru(app):
-    return make_astrologer("guru", rate=RATE, name="Guru Dev", token=False)
-
-
 def text_of(response) -> str:
     return response.get_data(as_text=True)
 
@@ -61,10 +52,6 @@ def compose_input(html: str, session_id: int) -> str:
     match = re.search(rf'<input id="compose-{session_id}"[^>]*>', html)
     assert match, "no compose input"
     return match.group(0)
-
-
-def started_ago(user, astrologer, seconds: int) -> int:
-    return live_session(user, astrologer, started_at=utcnow() - timedelta(seconds=seconds))
 
 
 # ---------------------------------------------------------------- signing in

@@ -20,25 +20,19 @@ from helpers.inprocess import (
     listen,
     live_session,
     make_admin,
-    make_astrologer,
     make_user,
     services,
     session_row,
     user_obj,
 )
 
-RATE = 6000  # a rupee a second: seconds and rupees read alike
+RATE = 6000  # guru's rate (conftest): a rupee a second, so seconds and rupees read alike
 NOT_AVAILABLE = {"error": "Astrologer is not available"}
 
 
 @pytest.fixture
 def asha(app):
     return make_user("asha", balance=100_000)
-
-
-@pytest.fixture
-def guru(app):
-    return make_astrologer("guru", rate=RATE, name="Guru Dev")
 
 
 @pytest.fixture
