@@ -2,6 +2,7 @@
 serves each request in an app context of its own, and signing in through the login form."""
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -161,6 +162,19 @@ def end_as(person: Person, session_id: int, at: datetime) -> None:
     consultations.end_by_party(user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy)
 
 
+def pair_with_session(state: str) -> tuple[Person, Person, int]:
+    """A user (with ₹1,000) and an astrologer of their own, and a session between them
+    that is "requested", "active" or "ended"."""
+    n = uuid.uuid4().hex[:10]
+    user, astrologer = make_user(f"u{n}", balance=100_000), make_astrologer(f"a{n}")
+    if state == "requested":
+        return user, astrologer, request_session(user, astrologer)
+    session_id = live_session(user, astrologer)
+    if state == "ended":
+        end_as(user, session_id, utcnow())
+    return user, astrologer, session_id
+
+
 def session_row(session_id: int):
     fresh()
     return db.session.get(consultations.Consultation, session_id)
@@ -212,6 +226,12 @@ def login(client: FlaskClient, person: Person):
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     return response, token
+
+
+def whoami(client: FlaskClient) -> tuple:
+    """Who the client is signed in as: the status and body of GET /api/me."""
+    r = client.get("/api/me")
+    return r.status_code, r.get_json()
 
 
 def field_text(html: str, name: str) -> str:
