@@ -112,6 +112,7 @@ CSRF_CASES = {
     "api.set_availability": CsrfCase(
         "astrologer", None, lambda w: {"status": "busy"}, 200, True, method="put"
     ),
+    "desk.set_availability": CsrfCase("astrologer", None, lambda w: {"status": "busy"}, 302),
     "admin_api.end_sessions": CsrfCase(
         "admin", "active", lambda w: {"sessionIds": [w.session_id], "note": "abuse"}, 200, True
     ),
