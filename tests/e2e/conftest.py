@@ -60,3 +60,12 @@ def browser_type_launch_args(chromium_path):
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture
+def contexts():
+    """Browser contexts a test opens (it appends them); closed when it ends."""
+    made: list = []
+    yield made
+    for context in made:
+        context.close()

@@ -50,15 +50,6 @@ def astrologers(server):
     batch.close()
 
 
-@pytest.fixture
-def contexts():
-    """Browser contexts a test opens; closed when it ends."""
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
 @dataclass
 class Live:
     """A session between a user and an astrologer, each watching it in their own browser:

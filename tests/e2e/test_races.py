@@ -3,38 +3,21 @@ hands on one session, recharges racing ends and the funded end, idempotency keys
 guards themselves, patched away in process: integration/test_race_guards.py.)
 """
 
-import threading
 import uuid
 from collections import Counter, defaultdict
 
 from helpers.books import assert_books_balance, ended_events_of, query, settlements_of
-from helpers.server import PlainBrowser, make_account, register_user, start_session, wait_until
+from helpers.server import (
+    PlainBrowser,
+    make_account,
+    register_user,
+    run_together,
+    start_session,
+    wait_until,
+)
 from helpers.sockets import delivered
 
 RATE = 6000  # a rupee a second
-
-
-def run_together(calls, timeout=30):
-    """Start every call at once (a barrier) and return their results in order."""
-    start = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-    errors = []
-
-    def run(i):
-        try:
-            start.wait(timeout=10)
-            results[i] = calls[i]()
-        except Exception as error:  # reported below with its call
-            errors.append((i, error))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a call hung"
-    assert errors == [], errors
-    return results
 
 
 def wallet_of(api) -> int:

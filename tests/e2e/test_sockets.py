@@ -5,7 +5,6 @@ user and takes its own astrologer, so no test sees another's sessions or frames.
 """
 
 import queue
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +27,7 @@ from helpers.server import (
     Server,
     create_astrologer,
     register_user,
+    run_together,
     start_session,
     wait_until,
 )
@@ -637,19 +637,7 @@ def test_twenty_concurrent_ends_settle_once_and_notify_each_party_once(
         + [("astrologer", lambda: astro_ws.send("endSession", {"sessionId": sid}))]
     )
     assert len(calls) == 20
-    start = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(i):
-        start.wait(timeout=10)
-        results[i] = calls[i][1]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+    results = run_together([call for _, call in calls])
 
     answers = []
     for (who, _), result in zip(calls, results):

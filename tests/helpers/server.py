@@ -50,6 +50,29 @@ def wait_until(condition, timeout=10.0, interval=0.05, message="condition"):
         time.sleep(interval)
 
 
+def run_together(calls, timeout=30):
+    """Start every call at once (a barrier) and return their results in order."""
+    start = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+    errors = []
+
+    def run(i):
+        try:
+            start.wait(timeout=10)
+            results[i] = calls[i]()
+        except Exception as error:  # reported below with its call
+            errors.append((i, error))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a call hung"
+    assert errors == [], errors
+    return results
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

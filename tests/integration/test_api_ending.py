@@ -33,14 +33,17 @@ def test_ending_without_an_active_session_answers_404(client, alice, guru):
     assert response.get_json() == {"error": "No active session found to end"}
 
 
+def ends_by_body_and_by_path(client, caller, session_id: int) -> tuple:
+    """The same end asked for both ways: the id in the body, and in the path."""
+    by_body = client.post("/api/sessions/end", json={"sessionId": session_id}, headers=caller.auth)
+    by_path = client.post(f"/api/sessions/{session_id}/end", headers=caller.auth)
+    return by_body, by_path
+
+
 def test_a_requested_session_cannot_be_ended(client, alice, guru):
     session_id = request_session(alice, guru)
     for caller in (alice, guru):
-        by_body = client.post(
-            "/api/sessions/end", json={"sessionId": session_id}, headers=caller.auth
-        )
-        by_path = client.post(f"/api/sessions/{session_id}/end", headers=caller.auth)
-        for response in (by_body, by_path):
+        for response in ends_by_body_and_by_path(client, caller, session_id):
             assert response.status_code == 409, caller.role
             assert response.get_json() == {"error": "Session is not active"}
     assert session_row(session_id).status == "requested"
@@ -151,11 +154,7 @@ def test_ending_someone_else_s_session_answers_404(client, alice, guru):
     bob = make_user("bob", balance=100_000)
     moon = make_astrologer("moon", rate=1000)
     for caller in (bob, moon):
-        by_body = client.post(
-            "/api/sessions/end", json={"sessionId": session_id}, headers=caller.auth
-        )
-        by_path = client.post(f"/api/sessions/{session_id}/end", headers=caller.auth)
-        for response in (by_body, by_path):
+        for response in ends_by_body_and_by_path(client, caller, session_id):
             assert response.status_code == 404, caller.role
             assert response.get_json() == NOT_FOUND
     assert session_row(session_id).status == "active"
