@@ -140,6 +140,10 @@ CSRF_CASES = {
         302,
         url_values=lambda w: {"report_id": w.report_id},
     ),
+    # The second wave's page forms
+    "pages.limits": CsrfCase("user", "active", lambda w: {"max_minutes": "30"}, 302),
+    "pages.rate": CsrfCase("user", "ended", lambda w: {"stars": "5"}, 302),
+    "pages.report": CsrfCase("user", "ended", lambda w: {"category": "other", "text": "why"}, 302),
 }
 
 
