@@ -1,4 +1,4 @@
-"""Admin pages: the audit trail, live sessions, refunds and the queue of reports.
+"""Admin pages: the audit trail, live sessions, refunds, the queue of reports, analytics.
 
 Every page answers 404 to anyone but an admin. Each form posts to a route of its own and
 works without JavaScript (a redirect back, with a flashed message); with htmx the answer is
@@ -8,7 +8,8 @@ the fragment the form belongs to. A refused request changes nothing and says why
 import hashlib
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from functools import cached_property
 
 from flask import (
     Blueprint,
@@ -23,7 +24,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import audit, chat, consultations, feedback
+from .. import analytics, audit, chat, consultations, feedback
 from ..clock import utcnow
 from ..consultations import Consultation, refunds
 from ..db import db
@@ -450,4 +451,141 @@ def resolve_report(report_id):
         url_for("admin.reports"),
         cards=_queue(feedback.OPEN),
         status=feedback.OPEN,
+    )
+
+
+# ---------------------------------------------------------------- analytics
+
+PRESET_DAYS = (7, 30, 90)  # the range form's shortcuts, each ending today
+# An end reason in a word or two, for a chart's legend and a column's head (the receipt's
+# words, context.REASON_LABELS, are sentences for the people in the session).
+REASON_WORDS = {
+    consultations.USER_REQUESTED: "User ended",
+    consultations.INSUFFICIENT_BALANCE: "Balance ran out",
+    consultations.USER_DISCONNECTED: "User dropped",
+    consultations.ASTROLOGER_ENDED: "Astrologer ended",
+    consultations.ASTROLOGER_DISCONNECTED: "Astrologer dropped",
+    consultations.SYSTEM_ERROR: "Technical problem",
+    consultations.SPEND_CAP: "Spend cap",
+    consultations.SCHEDULED_END: "Time limit",
+    consultations.ADMIN_ENDED: "Ended by us",
+}
+
+
+@dataclass(frozen=True)
+class AnalyticsView:
+    """A range's report as the analytics page shows it: each row, the totals, the end reasons
+    that occur, and the figures the charts draw, which are the tables' own numbers."""
+
+    first: date
+    last: date
+    by: str
+    rows: list[analytics.Row]
+
+    @property
+    def by_day(self) -> bool:
+        return self.by == analytics.BY_DAY
+
+    @cached_property
+    def totals(self) -> analytics.Row:
+        total = analytics.Row(key="Total")
+        for r in self.rows:
+            total.sessions += r.sessions
+            total.billed_seconds += r.billed_seconds
+            total.gross_paise += r.gross_paise
+            total.commission_paise += r.commission_paise
+            total.refunded_paise += r.refunded_paise
+            for reason, count in r.end_reasons.items():
+                total.end_reasons[reason] = total.end_reasons.get(reason, 0) + count
+        return total
+
+    @cached_property
+    def reasons(self) -> list[str]:
+        """The end reasons of the range, in the order the domain lists them."""
+        found = self.totals.end_reasons
+        known = [r for r in consultations.END_REASONS if r in found]
+        return known + sorted(set(found) - set(known))
+
+    def label(self, row: analytics.Row) -> str:
+        """A row's name: the astrologer's, or the day's ('2 Nov', with its year when the range
+        spans two)."""
+        if not self.by_day:
+            return row.key
+        day = date.fromisoformat(row.key)
+        return f"{day.day} {day:%b}" if self.first.year == self.last.year else self.day_words(day)
+
+    @staticmethod
+    def day_words(day: date) -> str:
+        return f"{day.day} {day:%b %Y}"
+
+    def chart_data(self) -> dict:
+        """What static/analytics.js draws: money in paise, as the server holds it."""
+        return {
+            "by": self.by,
+            "labels": [self.label(r) for r in self.rows],
+            "sessions": [r.sessions for r in self.rows],
+            "billedMinutes": [minutes(r.billed_seconds) for r in self.rows],
+            "grossPaise": [r.gross_paise for r in self.rows],
+            "commissionPaise": [r.commission_paise for r in self.rows],
+            "refundedPaise": [r.refunded_paise for r in self.rows],
+            "reasons": [
+                {
+                    "code": code,
+                    "label": reason_label(code),
+                    "counts": [r.end_reasons.get(code, 0) for r in self.rows],
+                }
+                for code in self.reasons
+            ],
+        }
+
+
+def minutes(seconds: int) -> float:
+    """Billed time in minutes to a tenth, as the tables and the charts both show it."""
+    return round(seconds / 60, 1)
+
+
+def reason_label(code: str) -> str:
+    return REASON_WORDS.get(code, code)
+
+
+def _analytics_url(first: date, last: date, by: str) -> str:
+    return url_for("admin.analytics", by=by, **{"from": first.isoformat(), "to": last.isoformat()})
+
+
+@bp.get("/analytics", endpoint="analytics")
+def analytics_page():
+    """Sessions, billed minutes, money and end reasons per day or per astrologer over a range of
+    days: charts, the same numbers in tables, and the API's CSV. A GET, so the URL is shareable."""
+    typed = {k: request.args.get(k, "").strip() for k in ("from", "to", "by")}
+    by = typed["by"] or analytics.BY_DAY
+    today = utcnow().date()
+    per = by if by in (analytics.BY_DAY, analytics.BY_ASTROLOGER) else analytics.BY_DAY
+    shortcuts = [
+        (f"Last {days} days", _analytics_url(today - timedelta(days=days - 1), today, per))
+        for days in PRESET_DAYS
+    ]
+    try:
+        first, last = analytics.parse_range(typed["from"] or None, typed["to"] or None, today=today)
+        view = AnalyticsView(first, last, by, analytics.report(first, last, by))
+    except DomainError as error:
+        html = render_template(
+            "admin/analytics.html",
+            view=None,
+            error=error.message,
+            form={**typed, "by": by},
+            shortcuts=shortcuts,
+            here=None,
+        )
+        return html, status_of(error)
+    span = {"from": first.isoformat(), "to": last.isoformat()}
+    return render_template(
+        "admin/analytics.html",
+        view=view,
+        error=None,
+        form={**span, "by": by},
+        shortcuts=shortcuts,
+        here=_analytics_url(first, last, by),
+        minutes=minutes,
+        reason_label=reason_label,
+        csv_url=url_for("admin_api.analytics_report", by=by, format="csv", **span),
     )
