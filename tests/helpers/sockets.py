@@ -1,12 +1,13 @@
 """Socket clients against a real server, and `delivered`: the point after which a socket
 holds every frame the server owes it, so "exactly once" is counted, not waited out.
 
-Why `delivered` is exact: the scheduler renews its lease in the database at every tick, so
-two renewals after a call mean a whole tick began and finished after it (ticks run one
-after another); a tick publishes what it ends before it finishes, and the server queues a
-socket's frames, direct answers included, in one queue per socket. So once the scheduler
-has ticked past a moment and a `billing:status` sent on the socket has been answered,
-every frame published for that socket up to that moment has arrived.
+Why `delivered` is exact: the scheduler that holds the lease renews it in the database at
+every tick, so two renewals after a call mean a whole tick began and finished after it
+(ticks run one after another); a tick publishes what it ends before it finishes, and the
+server queues a socket's frames, direct answers included, in one queue per socket. So once
+the scheduler has ticked past a moment and a `billing:status` sent on the socket has been
+answered, every frame published for that socket up to that moment has arrived: whatever
+the requests before it and the scheduler could send. (Two instances: test_scale_out.py.)
 """
 
 import json
