@@ -4,7 +4,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String, select
@@ -13,9 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import UTCDateTime, db, write_transaction
-from .errors import Conflict, Invalid
+from .errors import Conflict, Forbidden, Invalid
 
 ROLES = ("user", "astrologer", "admin")
+MAX_BIO = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SUSPENDED = "This account is suspended"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
@@ -58,6 +61,23 @@ class User(RoleChecks, UserMixin, db.Model):
     # Astrologers: whether they take requests, and how many chats at once (None: no cap).
     availability: Mapped[str] = mapped_column(String(8), default="online", server_default="online")
     max_sessions: Mapped[int | None]
+    bio: Mapped[str | None] = mapped_column(String(MAX_BIO))  # an astrologer's, set by an admin
+    # Suspension (consult/people.py): while `suspended_at` is set the account cannot sign in
+    # and its tokens and browser sign-ins are refused. `signed_out_at` outlives a restore:
+    # browser sign-ins from before the last suspension never count again (see `get_id`).
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    def get_id(self) -> str:
+        """What a browser's sign-in remembers (Flask-Login's "alternative token"): the id, and
+        once the account has been suspended also that instant, so older sign-ins go stale."""
+        if self.signed_out_at is None:
+            return str(self.id)
+        return f"{self.id}.{(self.signed_out_at - EPOCH) // timedelta(microseconds=1)}"
 
 
 @dataclass(frozen=True)
@@ -135,12 +155,31 @@ def create_user(
     return user
 
 
+class Suspended(Forbidden):
+    """The password matched, but an admin has suspended the account."""
+
+
 def authenticate(username, password) -> User | None:
-    """Return the user whose password matches, else None."""
+    """Return the user whose password matches, else None; raise Suspended for a suspended
+    account (only to someone who knows its password: a wrong one answers None as ever)."""
     if not isinstance(username, str) or not isinstance(password, str):
         return None
     user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None or not check_password_hash(user.password_hash, password):
+        return None
+    if user.is_suspended:
+        raise Suspended(SUSPENDED)
+    return user
+
+
+def user_for_sign_in(remembered: str) -> User | None:
+    """The account a browser's sign-in names (its `get_id`), unless it is suspended or the
+    sign-in predates its last suspension."""
+    user_id = remembered.partition(".")[0]
+    if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.is_suspended or user.get_id() != remembered:
         return None
     return user
 
@@ -172,8 +211,16 @@ def user_for_token(token: str, *, now: datetime) -> User | None:
     row = db.session.get(ApiToken, _hash(token))
     if row is None or row.expires_at <= now:
         return None
-    return db.session.get(User, row.user_id)
+    user = db.session.get(User, row.user_id)
+    return None if user is None or user.is_suspended else user  # suspension deletes them too
 
 
 def astrologers() -> list[User]:
-    return list(db.session.scalars(select(User).where(User.role == "astrologer").order_by(User.id)))
+    """The astrologers users can see: a suspended one is not on the list."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.role == "astrologer", User.suspended_at.is_(None))
+            .order_by(User.id)
+        )
+    )

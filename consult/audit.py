@@ -1,8 +1,9 @@
-"""The append-only audit trail of everything that happens to a consultation."""
+"""The append-only audit trail of everything that happens to a consultation, and of what
+admins do to people (an event about a person names them as its `subject_id`)."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, event, insert, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
@@ -10,15 +11,25 @@ from .db import UTCDateTime, db
 
 class SessionEvent(db.Model):
     __tablename__ = "session_events"
+    # The audit search's indexes (migration b4e7d2a9c1f3): every filter it offers is one.
+    __table_args__ = (
+        CheckConstraint(
+            "consultation_id IS NOT NULL OR subject_id IS NOT NULL", name="about_something"
+        ),
+        Index("ix_session_events_kind_id", "kind", "id"),
+        Index("ix_session_events_reason_id", "reason", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    # None for an event about a person alone (an admin suspending them, changing a rate).
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), index=True)
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)  # None: system
     reason: Mapped[str | None] = mapped_column(String(32))
     cost_paise: Mapped[int | None]
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     detail: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -29,7 +40,7 @@ def _append_only(_mapper, _connection, target):
 
 
 def record(
-    consultation_id: int,
+    consultation_id: int | None,
     kind: str,
     *,
     at: datetime,
@@ -38,11 +49,13 @@ def record(
     cost_paise: int | None = None,
     request_id: str | None = None,
     detail: str | None = None,
+    subject_id: int | None = None,
 ) -> None:
     """Append an event in the caller's transaction (one INSERT, no unit-of-work flush)."""
     db.session.execute(
         insert(SessionEvent.__table__).values(
             consultation_id=consultation_id,
+            subject_id=subject_id,
             kind=kind,
             actor_id=actor_id,
             reason=reason,

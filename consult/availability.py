@@ -63,7 +63,10 @@ def active_sessions(astrologer_id: int) -> int:
 
 
 def effective(astrologer: User, active_sessions: int) -> str:
-    """What users see: an astrologer at their chat limit shows as busy."""
+    """What users see: an astrologer at their chat limit shows as busy; a suspended one
+    takes no requests at all."""
+    if astrologer.is_suspended:
+        return OFFLINE
     if astrologer.availability == ONLINE and (
         astrologer.max_sessions is not None and active_sessions >= astrologer.max_sessions
     ):

@@ -6,8 +6,7 @@ from flask import Flask, g, request
 from flask_login import LoginManager, current_user
 from flask_sock import Sock
 
-from .. import clock, consultations, money
-from ..accounts import User
+from .. import accounts, clock, consultations, money
 from ..db import db
 
 login_manager = LoginManager()
@@ -20,7 +19,19 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     sock.init_app(app)
 
-    from . import admin, admin_api, api, auth, desk, errors, pages, security, sockets
+    from . import (
+        admin,
+        admin_api,
+        api,
+        audit_search,
+        auth,
+        desk,
+        errors,
+        pages,
+        people,
+        security,
+        sockets,
+    )
 
     @app.before_request
     def assign_request_id():
@@ -35,6 +46,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(desk.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(people.bp)  # people and audit search (issue 12, parts 4-5)
+    app.register_blueprint(audit_search.bp)
     sockets.init_app(app)
 
     app.jinja_env.globals["wallet_balance"] = lambda: consultations.wallet_balance(current_user.id)
@@ -63,4 +76,5 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    # Refuses a suspended account, and a sign-in from before its last suspension.
+    return accounts.user_for_sign_in(user_id)

@@ -40,7 +40,10 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "")
         login_throttle.check(request.remote_addr, username)
-        user = accounts.authenticate(username, request.form.get("password", ""))
+        try:
+            user = accounts.authenticate(username, request.form.get("password", ""))
+        except accounts.Suspended as refused:  # the right password: say why (403)
+            return render_template("auth/login.html", error=refused.message), 403
         if user is not None:
             login_throttle.reset(request.remote_addr, username)
             login_user(user)

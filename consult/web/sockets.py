@@ -60,8 +60,11 @@ class SocketConnection:
 
     def deliver(self, event: Event) -> None:
         if event.name == SIGNED_OUT:  # never sent on: it only closes this browser's sockets
-            if self.browser_session is not None and (
-                event.data.get("browserSession") == self.browser_session
+            # ...or, with "everywhere" (an admin suspended the account), every socket the
+            # user has, bearer-token ones included; what was queued before still goes first.
+            if event.data.get("everywhere") or (
+                self.browser_session is not None
+                and event.data.get("browserSession") == self.browser_session
             ):
                 self._enqueue(_SIGN_OFF)
             return

@@ -9,17 +9,24 @@ both parties' pages are open. Each page is checked with axe (nothing serious) an
 import re
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from consult.money import rupees
-from helpers import PASSWORD
-from helpers.browser import axe_violations, browser_for, make_user, open_page, paise, shot
-from helpers.server import Astrologers, start_session, token_for, unique, wait_until
+from helpers.browser import (
+    PHONE,
+    fits_the_width,
+    make_user,
+    open_as,
+    operator,
+    paise,
+    serious,
+    shot,
+)
+from helpers.server import Astrologers, start_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 RATE = 6000  # ₹1.00 a second
-PHONE = {"width": 375, "height": 800}
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +38,7 @@ def astrologers(server):
 
 @pytest.fixture(scope="module")
 def admin(server):
-    """An operator, made with the operator CLI as the README says."""
-    username = unique("ops.")
-    result = server.cli("create-user", username, "--password", PASSWORD, "--role", "admin")
-    assert result.returncode == 0, result.stderr
-    return token_for(server, username)
+    return operator(server)
 
 
 @pytest.fixture
@@ -44,20 +47,6 @@ def contexts():
     yield made
     for context in made:
         context.close()
-
-
-def open_as(browser, server, contexts, person, path, **context_args) -> Page:
-    context = browser_for(browser, server, person, **context_args)
-    contexts.append(context)
-    return open_page(context, server.url + path)
-
-
-def serious(page: Page, server) -> list[str]:
-    return axe_violations(page, server, impacts=("serious", "critical"))
-
-
-def fits_the_width(page: Page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def ended_session(user, astrologer, seconds: int = 3) -> dict:

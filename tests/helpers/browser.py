@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from helpers import PASSWORD
-from helpers.server import Api, PlainBrowser, Server, register_user
+from helpers.server import Api, PlainBrowser, Server, register_user, token_for, unique
 
 # `make screenshots` points this at docs/screenshots, the ones the README shows.
 SHOTS = os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
@@ -97,3 +97,33 @@ def axe_violations(page: Page, server: Server, impacts=ALL_IMPACTS) -> list[str]
 def shot(page: Page, name: str, full_page: bool = True) -> None:
     os.makedirs(SHOTS, exist_ok=True)
     page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page)
+
+
+# ---------------------------------------------------------------- the operator's pages
+
+PHONE = {"width": 375, "height": 800}  # a phone's viewport
+
+
+def operator(server: Server) -> Api:
+    """An admin, made with the operator CLI as the README says, signed in over the API."""
+    username = unique("ops.")
+    result = server.cli("create-user", username, "--password", PASSWORD, "--role", "admin")
+    assert result.returncode == 0, result.stderr
+    return token_for(server, username)
+
+
+def open_as(browser: Browser, server: Server, contexts, person: Api, path: str, **args) -> Page:
+    """`path` in a context of its own signed in as `person` (the test's `contexts` close it)."""
+    context = browser_for(browser, server, person, **args)
+    contexts.append(context)
+    return open_page(context, server.url + path)
+
+
+def serious(page: Page, server: Server) -> list[str]:
+    """The serious and critical axe violations of the page."""
+    return axe_violations(page, server, impacts=("serious", "critical"))
+
+
+def fits_the_width(page: Page) -> bool:
+    """Nothing scrolls sideways."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

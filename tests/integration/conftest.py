@@ -6,7 +6,14 @@ import shutil
 import pytest
 
 from helpers.databases import empty_postgres, in_process_app
-from helpers.inprocess import TEMPLATE_CACHE, isolated_client, make_astrologer, make_user
+from helpers.inprocess import (
+    TEMPLATE_CACHE,
+    isolated_client,
+    login,
+    make_admin,
+    make_astrologer,
+    make_user,
+)
 
 
 @pytest.fixture
@@ -50,3 +57,17 @@ def alice(app):
 def guru(app):
     """An astrologer at ₹60 a minute (6000 paise: a rupee a second)."""
     return make_astrologer("guru", rate=6000, name="Guru Dev")
+
+
+@pytest.fixture
+def boss(app):
+    """An admin."""
+    return make_admin("boss", token=False)
+
+
+@pytest.fixture
+def admin(app, boss):
+    """The boss's browser, signed in through the login form: (client, CSRF token)."""
+    client = isolated_client(app)
+    _, token = login(client, boss)
+    return client, token

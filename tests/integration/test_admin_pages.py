@@ -25,7 +25,6 @@ from helpers.inprocess import (
     listen,
     live_session,
     login,
-    make_admin,
     make_astrologer,
     make_user,
     session_row,
@@ -45,14 +44,6 @@ def asha(app):
 @pytest.fixture
 def guru(app):
     return make_astrologer("guru", rate=RATE, name="Guru Dev", token=False)
-
-
-@pytest.fixture
-def admin(app):
-    """A signed-in admin's browser: (client, CSRF token)."""
-    client = isolated_client(app)
-    _, token = login(client, make_admin("boss", token=False))
-    return client, token
 
 
 def text_of(response) -> str:
@@ -133,14 +124,20 @@ def test_what_is_not_an_amount_of_rupees_is_refused(text):
 # ---------------------------------------------------------------- who may come in
 
 
-def admin_urls(app, session_id: int, report_id: int) -> list[tuple[str, str]]:
+def admin_urls(app, session_id: int, report_id: int, person_id: int) -> list[tuple[str, str]]:
     """Every /admin route and method, its values filled in: (method, url)."""
+    fresh()
+    transfer_id = db.session.scalar(  # the session's settlement
+        select(ledger.Transfer.id).where(ledger.Transfer.consultation_id == session_id)
+    )
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
         url = rule.rule.replace("<int:session_id>", str(session_id))
         url = url.replace("<int:report_id>", str(report_id))
+        url = url.replace("<int:person_id>", str(person_id))
+        url = url.replace("<int:transfer_id>", str(transfer_id))
         assert "<" not in url, f"fill in the values of {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, url))
@@ -151,7 +148,7 @@ def test_users_and_astrologers_get_404_on_every_admin_route(app, asha, guru, adm
     session_id = ended_session(asha, guru)
     report_id = reported(asha, session_id)
     live_id = live_session(make_user("ravi", balance=100_000, token=False), guru)
-    urls = admin_urls(app, session_id, report_id)
+    urls = admin_urls(app, session_id, report_id, asha.id)
     assert {("GET", "/admin/live"), ("POST", "/admin/live/end")} <= set(urls)
     assert ("POST", f"/admin/reports/{report_id}/resolve") in urls
     before = books(asha)

@@ -8,7 +8,7 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from consult import consultations, feedback
+from consult import consultations, feedback, people
 from consult.clock import utcnow
 from consult.db import db
 from helpers import PASSWORD
@@ -144,6 +144,28 @@ CSRF_CASES = {
     "pages.limits": CsrfCase("user", "active", lambda w: {"max_minutes": "30"}, 302),
     "pages.rate": CsrfCase("user", "ended", lambda w: {"stars": "5"}, 302),
     "pages.report": CsrfCase("user", "ended", lambda w: {"category": "other", "text": "why"}, 302),
+    # The people pages (issue 12 part 4)
+    "people.profile": CsrfCase(
+        "admin",
+        None,
+        lambda w: {"rate": "61", "speciality": "Tarot", "bio": ""},
+        302,
+        url_values=lambda w: {"person_id": w.astrologer.id},
+    ),
+    "people.suspend": CsrfCase(
+        "admin",
+        None,
+        lambda w: {"note": "abuse"},
+        302,
+        url_values=lambda w: {"person_id": w.user.id},
+    ),
+    "people.restore": CsrfCase(
+        "admin",
+        "suspended",
+        lambda w: {"note": "appeal"},
+        302,
+        url_values=lambda w: {"person_id": w.user.id},
+    ),
 }
 
 
@@ -205,6 +227,12 @@ def _prepare(world: World, state: str) -> None:
     """The session a route needs: requested, active, ended with billed time, or reported."""
     if state == "requested":
         world.session_id = request_session(world.user, world.astrologer)
+        return
+    if state == "suspended":  # the user's account, for a restore
+        s = services()
+        people.suspend(
+            user_obj(world.admin), world.user.id, "why", at=utcnow(), hub=s.hub, policy=s.policy
+        )
         return
     started = utcnow() - timedelta(minutes=2)
     world.session_id = live_session(world.user, world.astrologer, started_at=started)
