@@ -57,11 +57,12 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        host = request.host
+        # 'self' covers the page's own ws:// and wss:// (CSP level 3), so nothing a client
+        # sends (its Host header) is echoed into the policy (issue 13 F9).
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; "
+            "connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'self'; form-action 'self'; object-src 'none'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
