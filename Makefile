@@ -17,9 +17,12 @@ test: $(STAMP) static
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# The fast levels only (pure domain, in-process services and HTTP): seconds, not minutes.
+# The pure rules, and the domain's services in process on SQLite and PostgreSQL: seconds,
+# not minutes (the rest of tests/integration, the API and pages in process, takes a minute).
+FAST_INTEGRATION := $(addprefix tests/integration/,test_settlement.py test_statement_counts.py \
+	test_recovery.py test_summary_api.py test_wiring.py)
 test-unit: $(STAMP)
-	$(PY) -m pytest -q tests/test_billing.py tests/test_settlement.py tests/test_statement_counts.py $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit $(FAST_INTEGRATION) $(PYTEST_ARGS)
 
 # Consult beside the Node + socket.io peer of ../shared/bench: a table, a PNG, the books
 # checked (bench/run --help). About 15 minutes; `make bench ARGS=--quick` in about 4.
@@ -35,18 +38,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-# htmx and its ws extension come from the npm registry, pinned in package.json + lock.
+# htmx and its ws extension, axe-core and Chart.js (the analytics page's charts, its UMD
+# build) come from the npm registry, pinned in package.json + lock.
 static: static/vendor/.stamp
 static/vendor/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-ws/dist/ws.min.js node_modules/axe-core/axe.min.js static/vendor/
+	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/
 	touch $@
 
 # Refresh the screenshots the README shows (the browser flow test), and those of the
 # checklist's states (dashboard, low balance, reconnecting, a 375 px phone, errors).
 screenshots: $(STAMP) static
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser_flow.py tests/test_browser_checklist.py -q
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/e2e/test_browser_flow.py tests/e2e/test_browser_checklist.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

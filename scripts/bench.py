@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from support import PASSWORD, Api, Server  # noqa: E402
+from helpers import PASSWORD  # noqa: E402  the tests' harness
+from helpers.server import Api, Server  # noqa: E402
 
 
 def seed(database_url: str, pairs: int, rate: int) -> list[tuple[str, str]]:

@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import requests  # noqa: E402
-from support import PASSWORD, Api, Server, Socket, unique  # noqa: E402  the tests' harness
+
+from helpers import PASSWORD  # noqa: E402  the tests' harness
+from helpers.server import Api, Server, unique  # noqa: E402
+from helpers.sockets import Socket  # noqa: E402
 
 # Fast clocks, as the tests use them, so every end reason happens within seconds.
 SETTINGS = {

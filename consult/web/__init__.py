@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     sock.init_app(app)
 
-    from . import admin, admin_api, api, auth, errors, pages, security, sockets
+    from . import admin, admin_api, api, auth, desk, errors, pages, security, sockets
 
     @app.before_request
     def assign_request_id():
@@ -36,6 +36,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(desk.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_api.bp)
     sockets.init_app(app)

@@ -7,7 +7,15 @@ from .. import analytics, consultations, feedback, wire
 from ..clock import utcnow
 from ..consultations import refunds
 from ..errors import DomainError, Invalid
-from .common import api_auth, csv_download, fingerprint, json_body, request_id, services
+from .common import (
+    api_auth,
+    csv_download,
+    end_as_admin,
+    fingerprint,
+    json_body,
+    request_id,
+    services,
+)
 from .errors import status_of
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
@@ -45,18 +53,10 @@ def end_sessions():
     ids, note = body.get("sessionIds"), refunds.check_note(body.get("note"))
     if not isinstance(ids, list) or not ids or len(ids) > MAX_BULK:
         raise Invalid(f"sessionIds must be a list of 1 to {MAX_BULK} session ids")
-    s, results = services(), []
+    results = []
     for session_id in ids:
         try:
-            outcome = consultations.end_by_admin(
-                current_user,
-                session_id,
-                note=note,
-                at=utcnow(),
-                hub=s.hub,
-                policy=s.policy,
-                request_id=request_id(),
-            )
+            outcome = end_as_admin(session_id, note=note)
             body = wire.end_answer(outcome, viewer_id=current_user.id)
             results.append({"sessionId": session_id, "status": 200, "body": body})
         except DomainError as error:

@@ -32,11 +32,11 @@ def _token_answer(user, status=200):
 def token():
     body = json_body()
     username, password = body.get("username"), body.get("password")
-    login_throttle.check(request.remote_addr, username)
+    login_throttle().check(request.remote_addr, username)
     user = accounts.authenticate(username, password)
     if user is None:
         return jsonify(error="Invalid username or password"), 401
-    login_throttle.reset(request.remote_addr, username)
+    login_throttle().reset(request.remote_addr, username)
     return _token_answer(user)
 
 

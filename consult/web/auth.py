@@ -48,10 +48,10 @@ def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")
-        login_throttle.check(request.remote_addr, username)
+        login_throttle().check(request.remote_addr, username)
         user = accounts.authenticate(username, request.form.get("password", ""))
         if user is not None:
-            login_throttle.reset(request.remote_addr, username)
+            login_throttle().reset(request.remote_addr, username)
             login_user(user)
             start_browser_session()
             return redirect(_safe_next(home_for(user)))

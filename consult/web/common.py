@@ -71,6 +71,20 @@ def end_as_caller(session_id, *, key) -> consultations.EndOutcome:
     )
 
 
+def end_as_admin(session_id, *, note: str) -> consultations.EndOutcome:
+    """End a session as the signed-in admin (`admin_ended`): the JSON bulk end and the pages."""
+    s = services()
+    return consultations.end_by_admin(
+        current_user,
+        session_id,
+        note=note,
+        at=utcnow(),
+        hub=s.hub,
+        policy=s.policy,
+        request_id=request_id(),
+    )
+
+
 def fingerprint() -> str:
     """What makes two requests 'the same' for an idempotency key: method, path and body."""
     return f"{request.method} {request.path} {request.get_data(as_text=True)[:150]}"

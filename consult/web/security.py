@@ -177,4 +177,6 @@ def _key(address: str, username) -> tuple[str, str]:
     return (address or "?", accounts.normal_username(username))
 
 
-login_throttle = LoginThrottle()
+def login_throttle() -> LoginThrottle:
+    """The app's throttle: one per app, so each app (and each test's) counts on its own."""
+    return current_app.extensions.setdefault("consult_login_throttle", LoginThrottle())

@@ -1,0 +1,71 @@
+"""End to end: real server subprocesses (one per module and backend, or one of a test's
+own), their sockets, and Debian's Chromium driven by pytest-playwright."""
+
+import os
+import shutil
+
+import pytest
+
+from helpers import require
+from helpers.databases import database
+from helpers.server import FAST, Server
+
+
+@pytest.fixture(scope="module")
+def server(backend, tmp_path_factory, request):
+    """One real server per test module (and backend); tests use fresh users."""
+    with database(backend, tmp_path_factory.mktemp("server"), request) as url:
+        srv = Server(url, dict(FAST)).start()
+        yield srv
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(backend, tmp_path, request):
+    """A server of one's own on a fresh database, for tests that kill or restart it.
+
+    Calling it again starts another instance on the same database."""
+    servers = []
+    with database(backend, tmp_path, request) as url:
+
+        def start(**settings):
+            srv = Server(url, {**FAST, **settings}).start()
+            servers.append(srv)
+            return srv
+
+        yield start
+        for srv in servers:
+            srv.stop(kill=True)
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    require(os.path.exists(path), "Chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(chromium_path):
+    """pytest-playwright launches Debian's Chromium: Playwright's own download fails here."""
+    return {
+        "executable_path": chromium_path,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture
+def contexts():
+    """Browser contexts a test opens (it appends them); closed when it ends."""
+    made: list = []
+    yield made
+    for context in made:
+        context.close()

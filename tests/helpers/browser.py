@@ -1,0 +1,99 @@
+"""Playwright helpers: people signed in to browser contexts of their own, money and times
+read off the page, axe-core, screenshots. (Astrologers in a batch: `helpers.server`.)"""
+
+import os
+import re
+
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from helpers import PASSWORD
+from helpers.server import Api, PlainBrowser, Server, register_user
+
+# `make screenshots` points this at docs/screenshots, the ones the README shows.
+SHOTS = os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
+
+
+def make_user(server: Server, balance_paise: int = 50_000, username: str | None = None) -> Api:
+    """Sign a user up through the API (a readable username, for the screenshots) and recharge."""
+    user = register_user(server, balance_paise, prefix="asha.", username=username)
+    user.name = user.user["username"]  # a user's display name is their username
+    return user
+
+
+def browser_for(browser: Browser, server: Server, person: Api, **context_args) -> BrowserContext:
+    """A browser context signed in as `person` through the sign-in form's own POST.
+
+    Signing in by typing is tested once (test_browser_flow.py); here the cookie the form
+    sets is handed to the context, which saves a page load per party per test."""
+    http = PlainBrowser(server).sign_in(person.user["username"]).http
+    context = browser.new_context(**context_args)
+    context.add_cookies(
+        [{"name": c.name, "value": c.value, "url": server.url} for c in http.cookies]
+    )
+    return context
+
+
+def sign_in(context: BrowserContext, server: Server, username: str) -> Page:
+    """A page signed in the way a person does it: typing into the sign-in form."""
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    socket_open(page)
+    return page
+
+
+def open_page(context: BrowserContext, url: str) -> Page:
+    page = context.new_page()
+    page.goto(url)
+    socket_open(page)
+    return page
+
+
+def socket_open(page: Page, timeout: float = 10_000) -> None:
+    """Wait for the page's socket (app.js marks <body data-socket=open>): clicks before it race."""
+    expect(page.locator("body[data-socket=open]")).to_have_count(1, timeout=timeout)
+
+
+def paise(text: str) -> int:
+    """'₹1,234.56' -> 123456: read money off the page as the integer the server holds."""
+    match = re.search(r"(-?)₹([\d,]+)\.(\d\d)", text)
+    assert match, f"no rupee amount in {text!r}"
+    value = int(match.group(2).replace(",", "")) * 100 + int(match.group(3))
+    return -value if match.group(1) else value
+
+
+def seconds(text: str) -> int:
+    """'1:05' or '1:02:03' -> seconds."""
+    parts = [int(p) for p in text.strip().split(":")]
+    total = 0
+    for part in parts:
+        total = total * 60 + part
+    return total
+
+
+ALL_IMPACTS = ("minor", "moderate", "serious", "critical")
+
+
+def axe_violations(page: Page, server: Server, impacts=ALL_IMPACTS) -> list[str]:
+    """Run axe-core in the page; return the violations of the given impacts, readably."""
+    if page.evaluate("() => typeof window.axe") == "undefined":
+        page.add_script_tag(url=server.url + "/static/vendor/axe.min.js")
+    results = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ['violations']});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));
+        }"""
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}) at {', '.join(v['nodes'])}"
+        for v in results
+        if v["impact"] in impacts
+    ]
+
+
+def shot(page: Page, name: str, full_page: bool = True) -> None:
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page)

@@ -1,0 +1,209 @@
+"""GET /api/admin/analytics: per day and per astrologer, JSON and CSV, and its query plans."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from consult import analytics, consultations, feedback
+from consult.db import db
+from helpers.inprocess import (
+    isolated_client,
+    live_session,
+    make_admin,
+    make_astrologer,
+    make_user,
+    services,
+    user_obj,
+)
+
+DAY1 = datetime(2026, 11, 2, 10, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+RATE = 6000  # a rupee a second
+
+
+@pytest.fixture
+def client(app):
+    return isolated_client(app)
+
+
+@pytest.fixture
+def world(app):
+    """Three ended sessions over two days with two astrologers, a refund and two ratings."""
+    s = services()
+    guru = make_astrologer("guru", rate=RATE, name="Guru Dev")
+    tara = make_astrologer("tara", rate=3000, name="Tara Moon")
+    admin = make_admin("boss")
+    people = [make_user(name, balance=100_000) for name in ("asha", "ravi", "meera")]
+
+    def session(user, astrologer, start, seconds, reason=None):
+        session_id = live_session(user, astrologer, started_at=start)
+        end = start + timedelta(seconds=seconds)
+        if reason:
+            consultations.end_session(session_id, reason=reason, at=end, hub=s.hub, policy=s.policy)
+        else:
+            consultations.end_by_party(
+                user_obj(user), session_id, at=end, hub=s.hub, policy=s.policy
+            )
+        return session_id
+
+    first = session(people[0], guru, DAY1, 100)  # ₹100, commission ₹20
+    session(people[1], tara, DAY1 + timedelta(hours=1), 60)  # ₹30, commission ₹6
+    third = session(people[2], guru, DAY2, 50, reason="spend_cap")  # ₹50, commission ₹10
+    consultations.refunds.refund(user_obj(admin), first, 4_000, "goodwill", at=DAY2, hub=s.hub)
+    feedback.rate(user_obj(people[0]), first, 5, None, at=DAY2)
+    feedback.rate(user_obj(people[2]), third, 2, None, at=DAY2)
+    return {"admin": admin, "guru": guru, "tara": tara}
+
+
+def get(client, person, query):
+    return client.get(f"/api/admin/analytics?{query}", headers=person.auth)
+
+
+def test_per_day_every_day_of_the_range_with_its_figures(client, world):
+    r = get(client, world["admin"], "from=2026-11-01&to=2026-11-04&by=day")
+    assert r.status_code == 200
+    days = {line["key"]: line for line in r.get_json()}
+    assert list(days) == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    assert days["2026-11-01"]["sessions"] == 0 and days["2026-11-01"]["endReasons"] == {}
+    one = days["2026-11-02"]
+    assert (one["sessions"], one["billedSeconds"], one["grossPaise"]) == (2, 160, 13_000)
+    assert (one["commissionPaise"], one["refundedPaise"]) == (2_600, 4_000)
+    assert one["endReasons"] == {"user_requested": 2}
+    assert one["ratingAverage"] == 5.0 and one["averageSeconds"] == 80
+    two = days["2026-11-03"]
+    assert (two["grossPaise"], two["commissionPaise"], two["endReasons"]) == (
+        5_000,
+        1_000,
+        {"spend_cap": 1},
+    )
+    assert two["ratingAverage"] == 2.0
+
+
+def test_per_astrologer_largest_gross_first(client, world):
+    lines = get(client, world["admin"], "from=2026-11-01&to=2026-11-30&by=astrologer").get_json()
+    assert [(x["key"], x["astrologerId"], x["grossPaise"]) for x in lines] == [
+        ("Guru Dev", world["guru"].id, 15_000),
+        ("Tara Moon", world["tara"].id, 3_000),
+    ]
+    assert lines[0]["ratingAverage"] == 3.5 and lines[0]["refundedPaise"] == 4_000
+
+
+def test_the_same_numbers_download_as_csv(client, world):
+    r = get(client, world["admin"], "from=2026-11-02&to=2026-11-03&format=csv")
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert [row["key"] for row in rows] == ["2026-11-02", "2026-11-03"]
+    assert rows[0]["grossPaise"] == "13000" and rows[1]["endReasons"] == "spend_cap:1"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=yesterday",
+        "from=2026-11-05&to=2026-11-01",
+        "from=2025-01-01&to=2026-11-01",
+        "by=week",
+        "from=2026-13-01",
+    ],
+)
+def test_a_bad_range_is_refused(client, world, query):
+    r = get(client, world["admin"], query)
+    assert r.status_code == 400 and r.get_json()["error"]
+
+
+def test_only_admins_read_analytics(client, world):
+    for person in (world["guru"], make_user("nosy")):
+        assert get(client, person, "by=day").status_code == 403
+    assert client.get("/api/admin/analytics").status_code == 401
+
+
+def test_the_analytics_queries_read_ended_sessions_by_the_status_ended_at_index(app, world):
+    """The day range is one index range, not a scan: on PostgreSQL with 100,000 ended
+    sessions (the planner chooses by statistics), on SQLite by its planner's rules."""
+    query = (
+        "SELECT date(ended_at), count(*) FROM consultations WHERE status = 'ended' "
+        "AND ended_at >= '2025-06-01' AND ended_at < '2025-06-08' GROUP BY date(ended_at)"
+    )
+    if db.engine.dialect.name == "sqlite":
+        rows = db.session.execute(text(f"EXPLAIN QUERY PLAN {query}"))
+        plan = " ".join(str(r[-1]) for r in rows)
+    else:
+        db.session.execute(
+            text(
+                "INSERT INTO consultations (user_id, astrologer_id, rate_paise_per_minute, "
+                "status, requested_at, started_at, ended_at, end_reason, billed_seconds, "
+                "total_cost_paise, paused_micros, refunded_paise) "
+                "SELECT :user, :guru, 100, 'ended', t, t, t + interval '1 minute', "
+                "'user_requested', 60, 100, 0, 0 FROM generate_series(1, 100000) g, "
+                "LATERAL (SELECT timestamp '2024-01-01' + g * interval '10 minutes' AS t) x"
+            ),
+            {"user": world["admin"].id, "guru": world["guru"].id},
+        )
+        db.session.execute(text("ANALYZE consultations"))
+        plan = " ".join(row[0] for row in db.session.execute(text(f"EXPLAIN {query}")))
+    db.session.rollback()
+    assert "ix_consultations_status_ended_at" in plan, plan
+
+
+def test_parse_range_defaults_to_the_last_thirty_days():
+    today = datetime(2026, 12, 3, tzinfo=UTC).date()
+    first, last = analytics.parse_range(None, None, today=today)
+    assert (first.isoformat(), last.isoformat()) == ("2026-11-04", "2026-12-03")
+
+
+# ---------------------------------------------------------------- an astrologer's statement
+
+
+def test_an_astrologers_statement_per_day_and_per_session_nets_out_refunds(client, world):
+    guru = world["guru"]
+    by_day = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&by=day", headers=guru.auth
+    ).get_json()
+    assert by_day == [
+        {
+            "key": "2026-11-02",
+            "sessions": 1,
+            "grossPaise": 10_000,
+            "commissionPaise": 2_000,
+            "refundedPaise": 0,
+            "netPaise": 8_000,
+        },
+        {
+            # the spend-capped session settled, and ₹40 of the first refunded (80 % of it theirs)
+            "key": "2026-11-03",
+            "sessions": 1,
+            "grossPaise": 5_000,
+            "commissionPaise": 1_000,
+            "refundedPaise": 3_200,
+            "netPaise": 800,
+        },
+    ]
+    by_session = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&by=session", headers=guru.auth
+    ).get_json()
+    assert [line["netPaise"] for line in by_session] == [8_000 - 3_200, 4_000]
+    total = sum(line["netPaise"] for line in by_day)
+    assert total == 8_000 + 4_000 - 3_200
+
+
+def test_the_statement_downloads_as_csv_and_is_the_astrologers_own(client, world):
+    r = client.get(
+        "/api/me/earnings?from=2026-11-01&to=2026-11-30&format=csv", headers=world["tara"].auth
+    )
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert rows == [
+        {
+            "key": "2026-11-02",
+            "sessions": "1",
+            "grossPaise": "3000",
+            "commissionPaise": "600",
+            "refundedPaise": "0",
+            "netPaise": "2400",
+        }
+    ]
+    assert client.get("/api/me/earnings", headers=world["admin"].auth).status_code == 403
+    assert client.get("/api/me/earnings?by=week", headers=world["tara"].auth).status_code == 400

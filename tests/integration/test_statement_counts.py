@@ -1,0 +1,180 @@
+"""The hot paths cost a fixed, small number of SQL statements: a guard that cannot flake.
+
+An end, a chat message and a recharge are counted statement by statement (BEGIN included),
+and the scheduler's tick must cost the same with one live session or forty: it finds due
+sessions through indexes, never by reading every live one. The limits are the numbers
+reached in the lean rewrite; a change that adds a statement to these paths must say why
+here.
+"""
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, text
+
+from consult import accounts, chat, consultations, wallet
+from consult.accounts import Caller
+from consult.clock import utcnow
+from consult.db import db
+from helpers import PASSWORD
+
+# BEGIN, the locked row, the key's earlier answer, the locked wallet, the compare-and-set,
+# the transfer, its entries, the balances, the audit record, the key's answer.
+END_STATEMENTS = 10
+END_WITHOUT_ID_STATEMENTS = END_STATEMENTS + 1  # the caller's active session first
+CHAT_STATEMENTS = 3  # BEGIN, the session's parties and status, the insert
+# BEGIN, lock the wallet, the key, the transfer, its entries, the balances, the balance after,
+# then the due time of the live session: BEGIN, its row, the balance, its new due time.
+RECHARGE_STATEMENTS = 11
+
+
+@contextmanager
+def counted():
+    """Collect every SQL statement sent to the database inside the block."""
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def services_(app):
+    return app.extensions["consult"]
+
+
+@pytest.fixture
+def live(app, services_):
+    """Make live sessions: a user with ₹500 and an astrologer at ₹20/min each, accepted."""
+    made = []
+
+    def make():
+        n = len(made)
+        now = utcnow()
+        user = accounts.create_user(f"user{n}", PASSWORD, role="user", now=now)
+        astrologer = accounts.create_user(
+            f"astro{n}", PASSWORD, role="astrologer", now=now, rate_paise_per_minute=2000
+        )
+        wallet.recharge(user.id, 50_000, at=now, provider=services_.payments, hub=services_.hub)
+        c = consultations.request_consultation(
+            user, astrologer.id, at=now, hub=services_.hub, policy=services_.policy
+        )
+        consultations.accept(astrologer, c.id, at=now, hub=services_.hub)
+        # What a socket keeps: the caller's id and role, with no database session behind them.
+        made.append((Caller(user.id, user.role), Caller(astrologer.id, astrologer.role), c.id))
+        return made[-1]
+
+    return make
+
+
+def _end(services_, caller, session_id):
+    return consultations.end_for_caller(
+        caller,
+        session_id,
+        at=utcnow() + timedelta(seconds=30),
+        hub=services_.hub,
+        policy=services_.policy,
+        idempotency_key="end-1",
+        fingerprint="end",
+    )
+
+
+def test_an_end_by_id_costs_ten_statements(live, services_):
+    first, _, first_id = live()
+    _end(services_, first, first_id)  # the platform's account is looked up once per process
+    user, _, session_id = live()
+    live()  # a third session in the database changes nothing
+    with counted() as statements:
+        outcome = _end(services_, user, session_id)
+    assert outcome.consultation.total_cost_paise == 1000  # 30 s at ₹20/min
+    assert len(statements) <= END_STATEMENTS, "\n".join(statements)
+
+
+def test_an_end_of_the_active_session_costs_one_more(live, services_):
+    first, _, first_id = live()
+    _end(services_, first, first_id)
+    user, astrologer, _ = live()
+    with counted() as statements:
+        outcome = _end(services_, astrologer, None)
+    assert not outcome.already_ended
+    assert len(statements) <= END_WITHOUT_ID_STATEMENTS, "\n".join(statements)
+
+
+def test_a_chat_message_costs_three_statements(live, services_):
+    user, _, session_id = live()
+    with counted() as statements:
+        chat.post_message(user, session_id, "Namaste", at=utcnow(), hub=services_.hub)
+    assert len(statements) <= CHAT_STATEMENTS, "\n".join(statements)
+
+
+def test_a_recharge_during_a_session_costs_a_fixed_number(live, services_):
+    user, _, _ = live()
+    with counted() as statements:
+        wallet.recharge(user.id, 5_000, at=utcnow(), provider=services_.payments, hub=services_.hub)
+    assert len(statements) <= RECHARGE_STATEMENTS, "\n".join(statements)
+
+
+def test_a_scheduler_scan_costs_the_same_with_one_live_session_or_forty(live, services_):
+    policy, now = services_.policy, utcnow() + timedelta(seconds=5)
+    live()
+    with counted() as one:
+        assert consultations.due_ends(now=now, policy=policy) == []
+        assert consultations.low_balance(now=now, policy=policy) == []
+    for _ in range(39):
+        live()
+    with counted() as forty:
+        assert consultations.due_ends(now=now, policy=policy) == []
+        assert consultations.low_balance(now=now, policy=policy) == []
+    assert len(forty) == len(one) <= 2, "\n".join(forty)
+
+
+DUE_COLUMNS = ("funded_until", "user_left_at", "astrologer_left_at", "ends_at")
+
+
+def test_the_due_queries_use_the_status_and_due_time_indexes(app, live, services_):
+    """The plans name the indexes: the database proves the tick reads only what is due."""
+    live()
+    branches = [
+        f"SELECT id FROM consultations WHERE status = 'active' AND {column} <= :at"
+        for column in DUE_COLUMNS
+    ]
+    due = " UNION ALL ".join(branches)  # the shape of consultations.due._due_query
+    params = {"at": utcnow().replace(tzinfo=None)}
+    if db.engine.dialect.name == "sqlite":
+        rows = db.session.execute(text(f"EXPLAIN QUERY PLAN {due}"), params)
+        plan = " ".join(str(row[-1]) for row in rows)
+    else:
+        # PostgreSQL plans by statistics: give it 2,000 live sessions, none of them due, as
+        # in production, and it must choose each due time's own index.
+        _many_live_sessions_none_due(2000)
+        plan = " ".join(row[0] for row in db.session.execute(text(f"EXPLAIN {due}"), params))
+    db.session.rollback()
+    for column in DUE_COLUMNS:
+        assert f"ix_consultations_status_{column}" in plan, plan
+
+
+def _many_live_sessions_none_due(count: int) -> None:
+    astrologer = db.session.scalar(text("SELECT id FROM users WHERE role = 'astrologer' LIMIT 1"))
+    db.session.execute(
+        text(
+            "INSERT INTO users (username, display_name, password_hash, role, created_at) "
+            "SELECT 'bulk' || g, 'Bulk', 'x', 'user', now() FROM generate_series(1, :n) g"
+        ),
+        {"n": count},
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO consultations (user_id, astrologer_id, rate_paise_per_minute, status, "
+            "requested_at, started_at, funded_until, paused_micros, refunded_paise) "
+            "SELECT id, :astrologer, 100, 'active', now(), now(), now() + interval '1 hour', 0, 0 "
+            "FROM users WHERE username LIKE 'bulk%'"
+        ),
+        {"astrologer": astrologer},
+    )
+    db.session.execute(text("ANALYZE consultations"))
