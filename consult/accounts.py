@@ -1,5 +1,6 @@
 """People who use Consult: end users, astrologers and admins, and how they prove who they are."""
 
+import functools
 import hashlib
 import re
 import secrets
@@ -103,7 +104,7 @@ def validate_credentials(username, password) -> tuple[str, str]:
     """Return a normalised (username, password) pair or raise Invalid with the reason."""
     if not isinstance(username, str) or not isinstance(password, str):
         raise Invalid("username and password must be strings")
-    username = username.strip().lower()
+    username = normal_username(username)
     if not USERNAME.match(username):
         raise Invalid(
             "Username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'"
@@ -159,17 +160,35 @@ class Suspended(Forbidden):
     """The password matched, but an admin has suspended the account."""
 
 
+def normal_username(username) -> str:
+    """The one form of a username: what sign-up stores, sign-in looks up, the throttle counts."""
+    return str(username).strip().lower()[:64]
+
+
 def authenticate(username, password) -> User | None:
     """Return the user whose password matches, else None; raise Suspended for a suspended
-    account (only to someone who knows its password: a wrong one answers None as ever)."""
+    account (only to someone who knows its password: a wrong one answers None as ever).
+
+    An unknown username costs a password check too, against a hash of nothing: the answer's
+    timing does not tell who has an account (issue 13 F3).
+    """
     if not isinstance(username, str) or not isinstance(password, str):
         return None
-    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
-    if user is None or not check_password_hash(user.password_hash, password):
+    user = db.session.scalar(select(User).where(User.username == normal_username(username)))
+    if user is None:
+        check_password_hash(_nobodys_hash(), password)
+        return None
+    if not check_password_hash(user.password_hash, password):
         return None
     if user.is_suspended:
         raise Suspended(SUSPENDED)
     return user
+
+
+@functools.cache
+def _nobodys_hash() -> str:
+    """A hash in the production format (so it costs what a real check costs), of a random secret."""
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 def user_for_sign_in(remembered: str) -> User | None:

@@ -6,6 +6,7 @@ from . import wire
 from .accounts import User
 from .db import db, write_transaction
 from .errors import Forbidden, Invalid
+from .numbers import is_whole
 from .realtime import Event, Hub
 
 ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
@@ -20,9 +21,7 @@ def parse(body: dict) -> tuple[str, int | None, bool]:
     if status not in STATUSES:
         raise Invalid("status must be one of online, busy, offline")
     cap = body.get("maxSessions")
-    if cap is not None and (
-        not isinstance(cap, int) or isinstance(cap, bool) or not 0 < cap <= MAX_SESSIONS
-    ):
+    if cap is not None and (not is_whole(cap, 1, MAX_SESSIONS)):
         raise Invalid(f"maxSessions must be a whole number from 1 to {MAX_SESSIONS}, or null")
     return status, cap, "maxSessions" in body
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import consultations, wire
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Invalid, NotFound
+from .numbers import is_id
 from .realtime import Event, Hub
 
 MAX_TEXT = 2000
@@ -45,7 +46,7 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Me
     `sender` is anything with the user's `id`. Two statements: the consultation's parties
     and status, and the insert.
     """
-    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+    if not is_id(consultation_id):
         raise NotFound(consultations.SESSION_NOT_FOUND)
     table = consultations.Consultation.__table__
     with write_transaction():

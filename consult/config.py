@@ -20,6 +20,7 @@ DEFAULTS = {
     "LOGIN_ATTEMPTS_PER_WINDOW": 10,
     "LOGIN_WINDOW_SECONDS": 300,
     "ALLOWED_ORIGINS": "",  # comma-separated origins besides the app's own
+    "TRUSTED_HOSTS": None,  # Host headers answered (a list); None answers any (development)
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -44,6 +45,7 @@ ENVIRONMENT = {
     "TOKEN_TTL_SECONDS": int,
     "SCHEDULER_INTERVAL_SECONDS": float,
     "ALLOWED_ORIGINS": str,
+    "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
 }
 

@@ -17,6 +17,7 @@ from .accounts import User
 from .consultations import refunds
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Forbidden, Invalid, NotFound
+from .numbers import is_id, is_whole
 from .realtime import Hub
 
 EDIT_WINDOW = timedelta(hours=24)
@@ -90,7 +91,7 @@ def _own_ended(user: User, consultation_id) -> consultations.Consultation:
 
 def rate(user: User, consultation_id, stars, comment, *, at: datetime) -> Rating:
     """Rate an ended session with billed time; again within 24 hours replaces the rating."""
-    if not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5:
+    if not is_whole(stars, 1, 5):
         raise Invalid("stars must be a whole number from 1 to 5")
     if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
         raise Invalid(f"comment must be text of at most {MAX_COMMENT:,} characters")
@@ -209,9 +210,9 @@ def resolve(admin: User, report_id, refund_paise, note, *, at: datetime, hub: Hu
     """Close a report: refund all or part of its session (refunded) or nothing (rejected)."""
     if not admin.is_admin:
         raise Forbidden("Only admins can resolve reports")
-    if not isinstance(report_id, int) or isinstance(report_id, bool):
+    if not is_id(report_id):
         raise NotFound("Report not found")
-    if not isinstance(refund_paise, int) or isinstance(refund_paise, bool) or refund_paise < 0:
+    if not is_whole(refund_paise, 0, 10**12):
         raise Invalid("refundPaise must be a whole number of paise, 0 to reject")
     note = refunds.check_note(note)
     with write_transaction():

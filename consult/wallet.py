@@ -8,6 +8,7 @@ from typing import Protocol
 from . import consultations, idempotency, ledger
 from .db import write_transaction
 from .errors import Invalid
+from .numbers import MAX_ID, is_whole
 from .realtime import Event, Hub
 
 MAX_RECHARGE_PAISE = 10_000_000  # ₹1,00,000 in one go
@@ -36,7 +37,7 @@ class RechargeResult:
 
 
 def check_amount(amount) -> int:
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not is_whole(amount, 1, MAX_ID):
         raise Invalid("amountPaise must be a positive whole number of paise")
     if amount > MAX_RECHARGE_PAISE:
         raise Invalid(f"amountPaise must be at most {MAX_RECHARGE_PAISE}")

@@ -10,6 +10,7 @@ from .. import audit, availability, billing, wire
 from ..accounts import User
 from ..db import db, write_transaction
 from ..errors import Conflict, Forbidden, NotFound, PaymentRequired
+from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
 from .limits import apply as apply_limits
@@ -44,7 +45,7 @@ def request_consultation(
     """
     if user.role != "user":
         raise Forbidden("Only users can request a session")
-    if not isinstance(astrologer_id, int) or isinstance(astrologer_id, bool):
+    if not is_id(astrologer_id):
         raise NotFound("Astrologer not found")
     astrologer = db.session.get(User, astrologer_id)
     if astrologer is None or not astrologer.is_astrologer:

@@ -10,6 +10,7 @@ from .. import audit
 from ..accounts import User
 from ..db import write_transaction
 from ..errors import Conflict, Forbidden, Invalid
+from ..numbers import is_whole
 from ..realtime import Event, Hub
 from .meter import funded_until_of, meter, wallet_balance
 from .model import ACTIVE, LIVE, Consultation, locked
@@ -34,7 +35,7 @@ def parse(body: dict, *, clearing: bool) -> dict[str, int | None]:
         if value is None:
             limits[column] = None
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= ceiling:
+        if not is_whole(value, 1, ceiling):
             raise Invalid(f"{field} must be a whole number from 1 to {ceiling}, or null")
         limits[column] = value
     if clearing is False:

@@ -7,12 +7,13 @@ from sqlalchemy import func, or_, select
 from ..accounts import User
 from ..db import db
 from ..errors import NotFound
+from ..numbers import is_id
 from .model import ACTIVE, ENDED, LIVE, SESSION_NOT_FOUND, Consultation, table
 
 
 def get_for_party(consultation_id, viewer: User) -> Consultation:
     """Return the consultation if the viewer is a party (or an admin); others see NotFound."""
-    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+    if not is_id(consultation_id):
         raise NotFound(SESSION_NOT_FOUND)
     consultation = db.session.get(Consultation, consultation_id)
     if consultation is None or not (

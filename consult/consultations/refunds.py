@@ -12,6 +12,7 @@ from sqlalchemy import select
 from .. import audit, idempotency, ledger
 from ..db import db, write_transaction
 from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..numbers import is_id, is_whole
 from ..realtime import Event, Hub
 from .meter import wallet_balance
 from .model import (
@@ -109,7 +110,7 @@ def refund(
     if not admin.is_admin:
         raise Forbidden("Only admins can refund")
     amount, note = check_amount(amount), check_note(note)
-    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+    if not is_id(consultation_id):
         raise NotFound(SESSION_NOT_FOUND)
     key = idempotency.check_key(idempotency_key)
     with write_transaction():
@@ -186,7 +187,7 @@ def settled_commission(consultation_id: int) -> int:
 
 
 def check_amount(amount) -> int:
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 10**9:
+    if not is_whole(amount, 1, 10**12):
         raise Invalid("amountPaise must be a positive whole number of paise")
     return amount
 

@@ -17,6 +17,7 @@ from ..accounts import User
 from ..clock import iso
 from ..db import db, write_transaction
 from ..errors import Conflict, NotFound
+from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
 from . import refunds
@@ -305,7 +306,7 @@ def end_by_party(
     The reason follows from who asks; a client cannot choose one it is not entitled to.
     `caller` is anything with the user's `id` (a User, or a socket's cached identity).
     """
-    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+    if not is_id(consultation_id):
         raise NotFound(SESSION_NOT_FOUND)
     return end_session(
         consultation_id,
@@ -363,7 +364,7 @@ def end_by_admin(
     """An operator ends a session (`admin_ended`): settled like any end, the note audited."""
     if not admin.is_admin:
         raise NotFound(SESSION_NOT_FOUND)
-    if not isinstance(consultation_id, int) or isinstance(consultation_id, bool):
+    if not is_id(consultation_id):
         raise NotFound(SESSION_NOT_FOUND)
     return end_session(
         consultation_id,

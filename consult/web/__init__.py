@@ -5,9 +5,11 @@ import uuid
 from flask import Flask, g, request
 from flask_login import LoginManager, current_user
 from flask_sock import Sock
+from werkzeug.routing import IntegerConverter
 
 from .. import accounts, clock, consultations, money
 from ..db import db
+from ..numbers import MAX_ID
 
 login_manager = LoginManager()
 sock = Sock()
@@ -38,6 +40,8 @@ def init_app(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
 
+    # Before any route is added: a path int past a BIGINT names nothing (404, not a 500).
+    app.url_map.converters["int"] = BoundedInt
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth.bp)
@@ -78,3 +82,10 @@ def init_app(app: Flask) -> None:
 def load_user(user_id: str):
     # Refuses a suspended account, and a sign-in from before its last suspension.
     return accounts.user_for_sign_in(user_id)
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:…>` in every route: positive, and no larger than a database id can be."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits, min, max, signed)

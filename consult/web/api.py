@@ -7,6 +7,7 @@ from .. import accounts, analytics, availability, chat, consultations, feedback,
 from ..clock import utcnow
 from ..digest import digest
 from ..errors import Invalid, NotFound
+from ..numbers import is_id
 from .common import api_auth, csv_download, end_as_caller, json_body, request_id, services
 from .security import login_throttle
 
@@ -15,7 +16,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def _int_id(value, message="Session not found"):
     """Ids are integers; anything else names nothing."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_id(value):
         raise NotFound(message)
     return value
 
@@ -31,11 +32,11 @@ def _token_answer(user, status=200):
 def token():
     body = json_body()
     username, password = body.get("username"), body.get("password")
-    login_throttle.check(request.remote_addr, username)
+    login_throttle().check(request.remote_addr, username)
     user = accounts.authenticate(username, password)
     if user is None:
         return jsonify(error="Invalid username or password"), 401
-    login_throttle.reset(request.remote_addr, username)
+    login_throttle().reset(request.remote_addr, username)
     return _token_answer(user)
 
 

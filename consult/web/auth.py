@@ -1,5 +1,7 @@
 """Sign-in, sign-up and sign-out pages for browsers."""
 
+from urllib.parse import unquote, urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -28,8 +30,15 @@ def home_for(user) -> str:
 
 
 def _safe_next(default: str) -> str:
+    """Only a path of this site: browsers drop tabs and newlines and read a backslash as a
+    slash, so "/\t/evil.example" and "/\\evil.example" would leave it (issue 13 F5)."""
     target = request.values.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in target + unquote(target)):
+        return default
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
+        return default
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -39,13 +48,13 @@ def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")
-        login_throttle.check(request.remote_addr, username)
+        login_throttle().check(request.remote_addr, username)
         try:
             user = accounts.authenticate(username, request.form.get("password", ""))
         except accounts.Suspended as refused:  # the right password: say why (403)
             return render_template("auth/login.html", error=refused.message), 403
         if user is not None:
-            login_throttle.reset(request.remote_addr, username)
+            login_throttle().reset(request.remote_addr, username)
             login_user(user)
             start_browser_session()
             return redirect(_safe_next(home_for(user)))

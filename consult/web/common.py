@@ -7,7 +7,7 @@ from functools import wraps
 from flask import current_app, g, jsonify, make_response, request
 from flask_login import current_user
 
-from .. import consultations
+from .. import consultations, text
 from ..clock import utcnow
 from ..errors import Forbidden, Invalid
 from ..services import Services, services_of
@@ -30,6 +30,8 @@ def json_body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise Invalid("Request body must be a JSON object")
+    if not text.is_clean(data):
+        raise Invalid("Request body must be valid Unicode text")
     return data
 
 

@@ -1,7 +1,7 @@
 """One place that turns errors into answers: JSON for programs, fragments or pages for people."""
 
-from flask import Flask, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from ..errors import (
     Conflict,
@@ -45,6 +45,11 @@ def init_app(app: Flask) -> None:
         if isinstance(error, Throttled):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError):
+        """A Host outside TRUSTED_HOSTS: no URL of ours can be built for it, so plain text."""
+        return Response("Unknown host\n", 400, mimetype="text/plain")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

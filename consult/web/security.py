@@ -57,11 +57,12 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        host = request.host
+        # 'self' covers the page's own ws:// and wss:// (CSP level 3), so nothing a client
+        # sends (its Host header) is echoed into the policy (issue 13 F9).
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; "
+            "connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'self'; form-action 'self'; object-src 'none'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -142,7 +143,9 @@ def origin_allowed() -> bool:
 
 
 class LoginThrottle:
-    """At most `limit` sign-in attempts per (address, username) in a sliding window."""
+    """At most `limit` sign-in attempts per (address, username) in a sliding window, and five
+    times that per address whatever the usernames. The username is counted in the one form
+    sign-in looks it up by, so " victim" and "VICTIM " are the same account (issue 13 F2)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -152,19 +155,28 @@ class LoginThrottle:
         limit = current_app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
         window = current_app.config["LOGIN_WINDOW_SECONDS"]
         now = time.monotonic()
-        key = (address or "?", str(username)[:64].lower())
+        buckets = ((_key(address, username), limit), ((address or "?", None), limit * 5))
         with self._lock:
-            attempts = self._attempts.setdefault(key, deque())
-            while attempts and attempts[0] <= now - window:
-                attempts.popleft()
-            if len(attempts) >= limit:
-                retry = int(attempts[0] + window - now) + 1
-                raise Throttled("Too many sign-in attempts; try again later", retry)
-            attempts.append(now)
+            for key, most in buckets:
+                attempts = self._attempts.setdefault(key, deque())
+                while attempts and attempts[0] <= now - window:
+                    attempts.popleft()
+                if len(attempts) >= most:
+                    retry = int(attempts[0] + window - now) + 1
+                    raise Throttled("Too many sign-in attempts; try again later", retry)
+            for key, _ in buckets:
+                self._attempts[key].append(now)
 
     def reset(self, address: str, username: str) -> None:
+        """A successful sign-in clears its own (address, username) count, not the address's."""
         with self._lock:
-            self._attempts.pop((address or "?", str(username)[:64].lower()), None)
+            self._attempts.pop(_key(address, username), None)
 
 
-login_throttle = LoginThrottle()
+def _key(address: str, username) -> tuple[str, str]:
+    return (address or "?", accounts.normal_username(username))
+
+
+def login_throttle() -> LoginThrottle:
+    """The app's throttle: one per app, so each app (and each test's) counts on its own."""
+    return current_app.extensions.setdefault("consult_login_throttle", LoginThrottle())

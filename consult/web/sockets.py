@@ -15,7 +15,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from .. import chat, consultations, wire
+from .. import chat, consultations, text, wire
 from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
@@ -233,9 +233,12 @@ def _parse(raw):
     each would otherwise escape the handler and kill the socket.
     """
     try:
-        return json.loads(raw)
+        frame = json.loads(raw)
     except (ValueError, RecursionError):
         raise Invalid("Frames must be JSON text") from None
+    if not text.is_clean(frame):
+        raise Invalid("Frames must be valid Unicode text")
+    return frame
 
 
 def _command(frame: dict, html: bool) -> tuple[str, dict]:

@@ -2,6 +2,7 @@
 pages, the admin's, and the fragments the socket pushes. (In Chromium:
 e2e/test_security_browser.py.)"""
 
+import re
 from html.parser import HTMLParser
 
 from consult import chat, consultations, wire
@@ -106,13 +107,19 @@ def test_hostile_chat_messages_render_as_inert_text_everywhere(app):
     assert [m["text"] for m in r.get_json()] == HOSTILE_MESSAGES
 
     for view, html in hostile.items():
-        page, control = Markup(html), Markup(calm[view])
+        # The receipt's digest lists the words a chat used most: its shape follows the words
+        # (that is its job), so it is compared as text, not as markup.
+        page, control = Markup(without_digest(html)), Markup(without_digest(calm[view]))
         # Same elements and attribute names as the page with harmless messages: nothing
         # the messages said became markup.
         assert page.structure == control.structure, f"{view}: the messages changed the markup"
         for text in HOSTILE_MESSAGES:
             assert text in page.texts, f"{view}: {text!r} is not shown literally"
-        for tag, name, value in page.attributes:
+        for tag, name, value in Markup(html).attributes:  # the digest included
             assert not name.startswith("on"), (view, tag, name)
             assert "/admin" not in value or view.startswith("admin"), (view, tag, name, value)
             assert not value.strip().lower().startswith("javascript:"), (view, tag, name)
+
+
+def without_digest(html: str) -> str:
+    return re.sub(r'<section class="card digest".*?</section>', "", html, flags=re.S)

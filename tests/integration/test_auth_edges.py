@@ -1,0 +1,92 @@
+"""Sign-in edges from the black-box probe (issue 13): F2 the throttle's key, F3 timing, F5 next."""
+
+import pytest
+
+from consult import accounts
+from helpers import PASSWORD
+from helpers.inprocess import csrf_of, isolated_client, make_user
+
+
+def sign_in(client, username, password):
+    client.get("/login")
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(client)},
+    )
+
+
+def test_whitespace_and_case_do_not_buy_more_guesses_or_sign_in_during_a_lockout(app):
+    make_user("victim2", token=False)
+    client = isolated_client(app)
+    limit = app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
+    for _ in range(limit):
+        assert sign_in(client, "victim2", "wrong-guess").status_code == 401
+    for variant in (" victim2", "victim2 ", "\tvictim2", "VICTIM2", " Victim2\n"):
+        r = sign_in(client, variant, "wrong-guess")
+        assert r.status_code == 429, variant
+    # Even the right password, dressed up, waits out the lockout.
+    assert sign_in(client, " victim2 ", PASSWORD).status_code == 429
+    token = client.post("/api/auth/token", json={"username": "Victim2 ", "password": PASSWORD})
+    assert token.status_code == 429 and token.headers["Retry-After"]
+
+
+def test_one_address_cannot_spray_many_usernames(app):
+    client = isolated_client(app)
+    limit = app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
+    statuses = [
+        sign_in(client, f"nobody{n}", "wrong-guess").status_code for n in range(limit * 5 + 1)
+    ]
+    assert statuses[:-1] == [401] * (limit * 5) and statuses[-1] == 429
+
+
+def test_an_unknown_username_costs_a_password_check_too(app, monkeypatch):
+    make_user("known", token=False)
+    checks = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(
+        accounts, "check_password_hash", lambda h, p: checks.append(h) or real(h, p)
+    )
+    assert accounts.authenticate("nobody-at-all", "whatever1") is None
+    assert accounts.authenticate("known", "whatever1") is None
+    assert len(checks) == 2
+    method = lambda h: h.split("$", 1)[0]  # noqa: E731
+    assert method(checks[0]) == method(checks[1])  # the same algorithm and cost
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "/\t/evil.example",
+        "/%09/evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "/ok\nSet-Cookie: x=1",
+        "javascript:alert(1)",
+    ],
+)
+def test_after_sign_in_only_a_local_path_is_followed(app, target):
+    make_user("wanderer", token=False)
+    client = isolated_client(app)
+    client.get("/login")
+    r = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"username": "wanderer", "password": PASSWORD, "csrf_token": csrf_of(client)},
+    )
+    assert r.status_code == 302
+    location = r.headers["Location"]
+    assert location == "/", location  # the user's home, not the offered target
+
+
+def test_a_local_next_is_followed(app):
+    make_user("homebody", token=False)
+    client = isolated_client(app)
+    client.get("/login")
+    r = client.post(
+        "/login",
+        query_string={"next": "/wallet"},
+        data={"username": "homebody", "password": PASSWORD, "csrf_token": csrf_of(client)},
+    )
+    assert r.headers["Location"].endswith("/wallet")
