@@ -11,8 +11,6 @@ server, a schema of its own on the local server. A test that needs PostgreSQL, R
 Chromium skips without it, and fails instead when CI=true (`helpers.require`).
 """
 
-from pathlib import Path
-
 import pytest
 
 from helpers import require
@@ -25,22 +23,12 @@ from helpers.databases import (
 
 BACKENDS = ("sqlite", "postgresql")
 
-# Transitional: test files not yet placed in a level (tests/test_*.py) see the in-process
-# and the server fixtures both. Once every file is in its level this imports nothing.
-if any(Path(__file__).parent.glob("test_*.py")):
-    from e2e.conftest import (  # noqa: F401
-        browser_type_launch_args,
-        chromium_path,
-        fresh_server,
-        server,
-    )
-    from integration.conftest import app, client  # noqa: F401
-
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        browser = metafunc.definition.get_closest_marker("browser") is not None
-        metafunc.parametrize("backend", ["sqlite"] if browser else BACKENDS, scope="module")
+        marks = metafunc.definition.get_closest_marker
+        only_sqlite = marks("browser") is not None or marks("sqlite_only") is not None
+        metafunc.parametrize("backend", ["sqlite"] if only_sqlite else BACKENDS, scope="module")
 
 
 @pytest.fixture(scope="session")

@@ -168,9 +168,13 @@ class LoginThrottle:
                 self._attempts[key].append(now)
 
     def reset(self, address: str, username: str) -> None:
-        """A successful sign-in clears its own (address, username) count, not the address's."""
+        """A successful sign-in clears its (address, username) count, and does not count
+        against the address: many people may share one (a household, an office, a NAT)."""
         with self._lock:
             self._attempts.pop(_key(address, username), None)
+            shared = self._attempts.get((address or "?", None))
+            if shared:
+                shared.pop()
 
 
 def _key(address: str, username) -> tuple[str, str]:

@@ -1034,7 +1034,7 @@ def test_low_balance_nudge_recharges_in_one_click_and_re_syncs_the_bill(
     contexts.append(context)
     page = open_page(context, f"{srv.url}/sessions/{session_id}")
     panel = page.locator(f"#session-{session_id}")
-    left = bill(panel).locator("dd[data-field=left]")
+    left = bill(panel).locator(".meter [data-field=left]")
 
     nudge = panel.get_by_role("alert").filter(has_text="Your balance is running low")
     expect(nudge).to_be_visible()

@@ -90,3 +90,13 @@ def test_a_local_next_is_followed(app):
         data={"username": "homebody", "password": PASSWORD, "csrf_token": csrf_of(client)},
     )
     assert r.headers["Location"].endswith("/wallet")
+
+
+def test_sign_ins_that_succeed_do_not_count_against_a_shared_address(app):
+    """Many people may sign in from one address (an office, a NAT): only failures add up."""
+    people = [make_user(f"office{n}", token=False) for n in range(3)]
+    limit = app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
+    for n in range(limit * 5 + 5):
+        client = isolated_client(app)
+        r = sign_in(client, people[n % 3].username, PASSWORD)
+        assert r.status_code == 302, n
