@@ -91,6 +91,8 @@ def end_session(
     With `as_party`, the actor must be one of its parties (anyone else finds nothing) and
     the reason follows from their side.
     """
+    if not is_id(consultation_id):  # whatever a client sent names no session
+        raise NotFound(SESSION_NOT_FOUND)
     if not as_party and reason not in END_REASONS:
         raise ValueError(f"unknown end reason {reason!r}")
     try:
@@ -306,8 +308,6 @@ def end_by_party(
     The reason follows from who asks; a client cannot choose one it is not entitled to.
     `caller` is anything with the user's `id` (a User, or a socket's cached identity).
     """
-    if not is_id(consultation_id):
-        raise NotFound(SESSION_NOT_FOUND)
     return end_session(
         consultation_id,
         reason=None,
@@ -363,8 +363,6 @@ def end_by_admin(
 ) -> EndOutcome:
     """An operator ends a session (`admin_ended`): settled like any end, the note audited."""
     if not admin.is_admin:
-        raise NotFound(SESSION_NOT_FOUND)
-    if not is_id(consultation_id):
         raise NotFound(SESSION_NOT_FOUND)
     return end_session(
         consultation_id,

@@ -6,13 +6,11 @@ arriving while the dashboard's tab is hidden rings, raises a browser notificatio
 counted in the tab's title. Plus the ratings on the dashboard, axe-core and a phone's width.
 """
 
-import time
-
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from helpers.browser import axe_violations, browser_for, make_user, open_page, shot
-from helpers.server import Api, Astrologers, Server, start_session
+from helpers.server import Api, Astrologers, Server, start_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -210,7 +208,10 @@ def test_the_chat_limit_saves_with_the_button_and_a_bad_one_is_refused(
 def rated(user: Api, astrologer: Api, stars: int, comment: str | None) -> None:
     """A session with billed time, ended by the user and rated."""
     session = start_session(user, astrologer)
-    time.sleep(1.1)
+    wait_until(  # billed time, so the session can be rated
+        lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= 1,
+        message="a billed second",
+    )
     assert user.post(f"/api/sessions/{session['id']}/end").status_code == 200
     body = {"stars": stars, **({"comment": comment} if comment else {})}
     assert user.put(f"/api/sessions/{session['id']}/rating", body).status_code == 200
