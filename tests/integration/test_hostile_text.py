@@ -3,10 +3,10 @@ pages, the admin's, and the fragments the socket pushes. (In Chromium:
 e2e/test_security_browser.py.)"""
 
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 
 from consult import chat, consultations, wire
-from consult.clock import utcnow
 from consult.realtime import Event
 from consult.web import render
 from helpers.hostile import HOSTILE_MESSAGES
@@ -17,6 +17,7 @@ from helpers.inprocess import (
     make_admin,
     pair_with_session,
     services,
+    session_row,
     user_obj,
 )
 from helpers.server import (
@@ -57,7 +58,9 @@ def chat_of(texts: list[str]) -> tuple:
         r = c.post(f"/api/sessions/{session_id}/messages", json={"text": text}, headers=sender.auth)
         assert r.status_code == 201, r.get_json()
     s = services()
-    consultations.end_by_party(user_obj(user), session_id, at=utcnow(), hub=s.hub, policy=s.policy)
+    # A minute in, so both chats bill (and offer a rating) however fast the posts went.
+    at = session_row(session_id).started_at + timedelta(minutes=1)
+    consultations.end_by_party(user_obj(user), session_id, at=at, hub=s.hub, policy=s.policy)
     return user, astrologer, session_id
 
 
