@@ -26,6 +26,7 @@ from .model import (
     Consultation,
     locked,
 )
+from .pauses import party_returned
 from .queries import get_for_party, live_for
 
 
@@ -105,9 +106,9 @@ def _answer(
             raise Conflict(NOT_WAITING)
         consultation.status = status
         consultation.answered_at = at
+        audit.record(consultation.id, event, at=at, actor_id=actor.id, request_id=request_id)
         if also is not None:
             also(consultation)
-        audit.record(consultation.id, event, at=at, actor_id=actor.id, request_id=request_id)
     hub.publish(consultation.parties, Event(f"session:{event}", wire.session(consultation)))
     return consultation
 
@@ -115,12 +116,18 @@ def _answer(
 def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
     """The astrologer accepts: billing starts now."""
 
+    away = []
+
     def start_billing(consultation: Consultation) -> None:
         consultation.started_at = at
-        # A user whose every connection dropped while waiting is away from the start:
-        # billing is paused and the disconnect grace runs, so nobody pays for an empty room.
-        if hub.gone_since(consultation.user_id) is not None:
-            consultation.user_left_at = at
+        # A party without a live socket at the accept (never connected, or every connection
+        # dropped while waiting) is away from the start: billing is paused and the
+        # disconnect grace runs, so nobody pays for an empty room.
+        for party, column in consultation.presence_columns():
+            if not hub.online(party):
+                setattr(consultation, column, at)
+                audit.record(consultation.id, "paused", at=at, actor_id=party, detail=column)
+                away.append(party)
         apply_limits(consultation, wallet_balance(consultation.user_id))
 
     consultation = _answer(
@@ -134,6 +141,11 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
         request_id=request_id,
         also=start_billing,
     )
+    # A socket attached between the check and the commit found no active session to resume:
+    # resume for it now (a no-op for a party still away).
+    for party in away:
+        if hub.online(party):
+            party_returned(party, at=at, hub=hub)
     if astrologer.max_sessions is not None:  # one chat nearer the cap: the lists may change
         availability.announce(astrologer, hub)
     return consultation

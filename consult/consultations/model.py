@@ -130,6 +130,13 @@ class Consultation(db.Model):
     def parties(self) -> tuple[int, int]:
         return (self.user_id, self.astrologer_id)
 
+    def presence_columns(self) -> tuple[tuple[int, str], tuple[int, str]]:
+        """Each party with the column that marks since when they are away."""
+        return ((self.user_id, "user_left_at"), (self.astrologer_id, "astrologer_left_at"))
+
+    def presence_column(self, user_id: int) -> str:
+        return "user_left_at" if user_id == self.user_id else "astrologer_left_at"
+
     def party_role(self, user_id: int) -> str | None:
         if user_id == self.user_id:
             return "user"

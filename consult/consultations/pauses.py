@@ -16,7 +16,7 @@ def party_left(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     paused = []
     with write_transaction():
         for consultation in _active_of_party(user_id):
-            column = "user_left_at" if consultation.user_id == user_id else "astrologer_left_at"
+            column = consultation.presence_column(user_id)
             if getattr(consultation, column) is None:
                 setattr(consultation, column, at)
                 audit.record(consultation.id, "paused", at=at, actor_id=user_id, detail=column)
@@ -30,7 +30,7 @@ def party_returned(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     resumed = []
     with write_transaction():
         for consultation in _active_of_party(user_id):
-            column = "user_left_at" if consultation.user_id == user_id else "astrologer_left_at"
+            column = consultation.presence_column(user_id)
             if getattr(consultation, column) is None:
                 continue
             since = consultation.paused_since
@@ -73,10 +73,7 @@ def pause_vanished_parties(*, hub: Hub) -> list[int]:
             .where(Consultation.id.in_(suspects), Consultation.status == ACTIVE)
             .with_for_update(of=Consultation)
         ):
-            for party, column in (
-                (consultation.user_id, "user_left_at"),
-                (consultation.astrologer_id, "astrologer_left_at"),
-            ):
+            for party, column in consultation.presence_columns():
                 since = gone.get(party)
                 if getattr(consultation, column) is None and since is not None:
                     at = max(since, consultation.started_at)

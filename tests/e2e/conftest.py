@@ -8,7 +8,14 @@ import pytest
 
 from helpers import require
 from helpers.databases import database
-from helpers.server import FAST, Server
+from helpers.server import FAST, Server, close_presence
+
+
+@pytest.fixture(autouse=True)
+def _presence_sockets():
+    """The sockets `Api.present` held for the test's accounts close when it ends."""
+    yield
+    close_presence()
 
 
 @pytest.fixture(scope="module")

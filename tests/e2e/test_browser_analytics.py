@@ -153,6 +153,7 @@ def _write_the_past(database_url: str, today: date) -> tuple[list[Ended], list[s
     from consult.accounts import User
     from consult.db import db
     from helpers.databases import in_process_app
+    from helpers.inprocess import be_present
 
     app = in_process_app(database_url)
     ended, usernames = [], []
@@ -190,6 +191,7 @@ def _write_the_past(database_url: str, today: date) -> tuple[list[Ended], list[s
                 hub=s.hub,
                 policy=s.policy,
             )
+            be_present(users[p.user], astrologer_id, hub=s.hub)
             consultations.accept(db.session.get(User, astrologer_id), c.id, at=start, hub=s.hub)
             consultations.end_session(
                 c.id,

@@ -97,7 +97,7 @@ def begin(
     astro_context = browser_for(browser, server, astrologer)
     made.extend([user_context, astro_context])
     url = f"{server.url}/sessions/{session['id']}"
-    return Live(
+    live = Live(
         server=server,
         user=user,
         astrologer=astrologer,
@@ -107,6 +107,11 @@ def begin(
         user_page=open_page(user_context, url),
         astro_page=open_page(astro_context, f"{server.url}/dashboard") if astro_page else None,
     )
+    # The pages keep their parties present from here: closing one is a party leaving.
+    user.leave()
+    if astro_page:
+        astrologer.leave()
+    return live
 
 
 @pytest.fixture
@@ -1069,6 +1074,7 @@ def test_the_dashboard_shows_requests_and_sessions_live_without_reloading(
     request = requests.locator(f"#request-{session_id}")
     expect(request).to_contain_text(user.name)
     expect(requests.get_by_role("heading")).to_contain_text("1")
+    user.present()  # the user's app is open: billing runs from the accept
     request.get_by_role("button", name="Accept").click()
 
     panel = page.get_by_role("region", name=user.name)

@@ -36,7 +36,7 @@ from helpers.sockets import Socket, delivered
 pytestmark = pytest.mark.server
 
 RATE = 6100  # paise per minute; not a multiple of 60, so the rounding down shows in every cost
-ASTROLOGERS_NEEDED = 17  # how many tests below take an astrologer from the batch
+ASTROLOGERS_NEEDED = 19  # how many tests below take an astrologer from the batch
 KIB_64 = 64 * 1024
 
 
@@ -116,8 +116,11 @@ def state_on_connect(ws: Socket):
 
 
 def connected(ws: Socket) -> Socket:
-    """Wait for the connect-time session:state, so later waits see only what follows."""
+    """Wait for the connect-time session:state, so later waits see only what follows, and
+    for an answer (the server attaches the socket, which makes its owner present, between
+    the two)."""
     ws.wait_for("session:state")
+    ws.round_trip()
     return ws
 
 
@@ -368,6 +371,44 @@ def test_balance_running_out_ends_both_sockets_with_insufficient_balance(
     left = wallet(user)
     assert left == balance - settled["totalCostPaise"]
     assert left >= 0
+
+
+def test_an_astrologer_who_never_connected_is_not_billed_for_until_they_connect(
+    server, connect, new_astrologer
+):
+    # Finding F1: an astrologer made by the operator and never connected accepts over REST
+    # with a bearer token. No socket at the accept means paused from the accept.
+    user, astrologer = register_user(server, 10_000), new_astrologer()
+    user_ws = connected(connect(user))
+    session = start_session(user, astrologer, present=False)
+    status = billing(user, session["id"])
+    assert (status["paused"], status["elapsedSeconds"], status["costPaise"]) == (True, 0, 0)
+
+    connected(connect(astrologer))  # billing starts here
+    user_ws.wait_for("billing:updated", where=lambda d: d["sessionId"] == session["id"])
+    arrived = time.monotonic()
+    assert billing(user, session["id"])["paused"] is False
+    wait_until(
+        lambda: billing(user, session["id"])["elapsedSeconds"] >= 1, message="a billed second"
+    )
+    r = user.post("/api/sessions/end")
+    assert r.status_code == 200, r.text
+    assert 1 <= r.json()["durationSeconds"] <= time.monotonic() - arrived
+
+
+def test_a_session_nobody_is_connected_to_ends_after_the_grace_unbilled(server, new_astrologer):
+    # Both parties on REST alone: billing never runs, and the grace ends it as a disconnect.
+    grace = grace_of(server)
+    user, astrologer = register_user(server, 10_000), new_astrologer()
+    session = start_session(user, astrologer, present=False)
+    ended = wait_until(
+        lambda: (s := session_of(user, session["id"]))["status"] == "ended" and s,
+        timeout=grace + 5,
+        message="the grace to end the session",
+    )
+    assert ended["endReason"] in ("user_disconnected", "astrologer_disconnected")
+    assert (ended["durationSeconds"], ended["totalCostPaise"]) == (0, 0)
+    assert user.get("/api/wallet").json()["balancePaise"] == 10_000
 
 
 @pytest.mark.parametrize(

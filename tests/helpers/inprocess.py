@@ -140,15 +140,35 @@ def request_session(user: Person, astrologer: Person, at: datetime | None = None
     return c.id
 
 
-def accept_session(astrologer: Person, session_id: int, at: datetime | None = None) -> None:
+def be_present(*user_ids: int, hub=None) -> None:
+    """Give each person without one a live connection (on `hub`, default the app's), as
+    their open page would: billing runs only while both parties are connected (API.md,
+    "Presence and billing")."""
+    hub = hub or services().hub
+    for user_id in user_ids:
+        if not hub.online(user_id):
+            hub.attach(Listener(user_id))
+
+
+def accept_session(
+    astrologer: Person, session_id: int, at: datetime | None = None, present: bool = True
+) -> None:
+    """The astrologer accepts; with `present`, both parties are connected first."""
+    if present:
+        fresh()
+        user_id = db.session.get(consultations.Consultation, session_id).user_id
+        be_present(astrologer.id, user_id)
     consultations.accept(user_obj(astrologer), session_id, at=at or utcnow(), hub=services().hub)
 
 
-def live_session(user: Person, astrologer: Person, started_at: datetime | None = None) -> int:
-    """An active consultation whose billing started at `started_at` (default: now)."""
+def live_session(
+    user: Person, astrologer: Person, started_at: datetime | None = None, present: bool = True
+) -> int:
+    """An active consultation whose billing started at `started_at` (default: now), with
+    both parties connected (unless not `present`)."""
     at = started_at or utcnow()
     session_id = request_session(user, astrologer, at=at)
-    accept_session(astrologer, session_id, at=at)
+    accept_session(astrologer, session_id, at=at, present=present)
     return session_id
 
 

@@ -149,6 +149,7 @@ class Api:
 
     def __init__(self, server: Server, token: str | None = None, user: dict | None = None):
         self.server, self.token, self.user = server, token, user
+        self.sockets: list = []  # every socket opened through `socket()`
 
     @property
     def id(self) -> int:
@@ -186,7 +187,35 @@ class Api:
     def socket(self, **kw):
         from helpers.sockets import Socket
 
-        return Socket(f"{self.server.ws_url}/api/ws?token={self.token}", **kw)
+        ws = Socket(f"{self.server.ws_url}/api/ws?token={self.token}", **kw)
+        self.sockets.append(ws)
+        return ws
+
+    def present(self) -> "Api":
+        """Make sure this account holds an open socket, as an open app would: billing runs
+        only while both parties are connected (API.md, "Presence and billing"). One of the
+        test's own will do; else one is opened and held until the test ends."""
+        ws = next((s for s in self.sockets if not s.closed.is_set()), None)
+        if ws is None:
+            ws = self.socket()
+            PRESENCE.append(ws)
+        ws.round_trip()  # answered only once the server has attached the socket
+        return self
+
+    def leave(self) -> None:
+        """Close the sockets `present()` opened (say, once the account's page holds its own)."""
+        for ws in self.sockets:
+            if ws in PRESENCE:
+                PRESENCE.remove(ws)
+                ws.close()
+
+
+PRESENCE: list = []  # the sockets `Api.present` holds; the tests' fixture closes them
+
+
+def close_presence() -> None:
+    while PRESENCE:
+        PRESENCE.pop().close()
 
 
 def token_for(server: Server, username: str) -> Api:
@@ -250,10 +279,13 @@ def make_account(server: Server, role: str, rate: int = 6000, balance: int = 0) 
     return recharged(token_for(server, username), balance)
 
 
-def start_session(user: Api, astrologer: Api) -> dict:
-    """Request and accept: returns the active session object."""
+def start_session(user: Api, astrologer: Api, present: bool = True) -> dict:
+    """Request and accept, both parties connected first unless not `present` (then
+    billing starts paused): returns the active session object."""
     r = user.post("/api/sessions", {"astrologerId": astrologer.id})
     assert r.status_code == 201, r.text
+    if present:
+        user.present(), astrologer.present()
     r = astrologer.post(f"/api/sessions/{r.json()['id']}/accept")
     assert r.status_code == 200, r.text
     return r.json()

@@ -21,6 +21,7 @@ from consult.errors import Conflict
 from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.hub import FakeHub
+from helpers.inprocess import be_present
 
 RATE = 6000  # a rupee a second
 
@@ -47,6 +48,7 @@ def _live(user, astrologer, services_, at):
     c = consultations.request_consultation(
         user, astrologer.id, at=at, hub=services_.hub, policy=services_.policy
     )
+    be_present(user.id, astrologer.id, hub=services_.hub)
     return consultations.accept(astrologer, c.id, at=at, hub=services_.hub).id
 
 

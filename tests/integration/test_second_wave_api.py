@@ -15,6 +15,7 @@ from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.contract import ASTROLOGER_FIELDS, REPORT_FIELDS, SESSION_FIELDS
 from helpers.inprocess import (
+    accept_session,
     add_money,
     balance_of,
     listen,
@@ -117,7 +118,7 @@ def test_a_bad_limit_is_refused_and_nothing_is_requested(client, asha, guru, lim
 def test_the_spend_cap_ends_the_session_and_the_cost_never_passes_it(client, asha, guru):
     started = utcnow()
     session_id = request(client, asha, guru, maxSpendPaise=2_550).get_json()["id"]
-    consultations.accept(user_obj(guru), session_id, at=started, hub=services().hub)
+    accept_session(guru, session_id, at=started)
     bill = get(client, asha, "/api/billing/status").get_json()
     assert bill["endsBy"] == "spend_cap"
     assert tick(started + timedelta(seconds=24.9)) == []
@@ -137,7 +138,7 @@ def test_the_spend_cap_ends_the_session_and_the_cost_never_passes_it(client, ash
 def test_the_time_limit_ends_the_session_as_scheduled(client, asha, guru):
     started = utcnow()
     session_id = request(client, asha, guru, maxMinutes=2).get_json()["id"]
-    consultations.accept(user_obj(guru), session_id, at=started, hub=services().hub)
+    accept_session(guru, session_id, at=started)
     assert get(client, asha, "/api/billing/status").get_json()["endsBy"] == "scheduled_end"
     assert tick(started + timedelta(seconds=119)) == []
     settle_due(started + timedelta(seconds=125))
@@ -153,7 +154,7 @@ def test_the_balance_still_ends_a_session_whose_cap_is_above_it(client, guru):
     poor = make_user("poor", balance=7_000)
     started = utcnow()
     session_id = request(client, poor, guru, maxSpendPaise=50_000).get_json()["id"]
-    consultations.accept(user_obj(guru), session_id, at=started, hub=services().hub)
+    accept_session(guru, session_id, at=started)
     assert get(client, poor, "/api/billing/status").get_json()["endsBy"] == "balance"
     assert tick(started + timedelta(seconds=70)) == [(session_id, "insufficient_balance")]
 

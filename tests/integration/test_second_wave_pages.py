@@ -11,6 +11,7 @@ import pytest
 from consult import chat, consultations, feedback
 from consult.clock import utcnow
 from helpers.inprocess import (
+    accept_session,
     end_as,
     isolated_client,
     live_session,
@@ -133,7 +134,7 @@ def test_the_astrologer_sees_the_limit_but_never_the_users_wallet(browser_of, as
         at=utcnow(),
         hub=services().hub,
     )
-    consultations.accept(user_obj(guru), session_id, at=utcnow(), hub=services().hub)
+    accept_session(guru, session_id)
     client, _ = browser_of(guru)
     page = text(client.get(f"/sessions/{session_id}"))
     assert "The user set a limit" in page and "₹300.00" in page

@@ -10,9 +10,11 @@ from consult import accounts, audit, consultations, ledger, wallet
 from consult.consultations import Consultation
 from consult.db import db
 from consult.errors import Conflict, NotFound, PaymentRequired
+from consult.realtime import LocalHub
 from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.hub import FakeHub
+from helpers.inprocess import Listener
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -234,6 +236,68 @@ def test_a_user_gone_before_the_accept_is_paused_from_the_start(people, hub, pol
         end(c, hub, policy, 100, reason=consultations.USER_DISCONNECTED).consultation.billed_seconds
         == 0
     )
+
+
+def test_a_party_who_never_connected_is_away_from_the_accept_until_they_arrive(people, policy):
+    # A real hub that nobody has ever connected to knows no "gone since" for anyone: being
+    # offline, not having left, is what pauses billing (API.md, "Presence and billing").
+    hub = LocalHub()
+    user, astrologer = people()
+    hub.attach(Listener(user.id))  # only the user has the app open
+    c = live(user, astrologer, hub, policy)
+    assert (c.user_left_at, c.astrologer_left_at) == (None, T0)
+    paused = audit.trail(c.id)[-1]
+    assert (paused.kind, paused.actor_id, paused.detail) == (
+        "paused",
+        astrologer.id,
+        "astrologer_left_at",
+    )
+    consultations.party_returned(astrologer.id, at=T0 + timedelta(seconds=30), hub=hub)
+    assert end(c, hub, policy, 100, actor=user.id).consultation.billed_seconds == 70
+
+
+def test_when_neither_party_is_connected_the_grace_ends_it_unbilled(people, policy):
+    hub = LocalHub()
+    user, astrologer = people()
+    c = live(user, astrologer, hub, policy)
+    assert (c.user_left_at, c.astrologer_left_at) == (T0, T0)
+    grace = policy.disconnect_grace_seconds
+    assert consultations.due_ends(now=T0 + timedelta(seconds=grace - 1), policy=policy) == []
+    [(cid, reason)] = consultations.due_ends(now=T0 + timedelta(seconds=grace), policy=policy)
+    outcome = end(c, hub, policy, grace, reason=reason)
+    assert (cid, outcome.consultation.billed_seconds, outcome.consultation.total_cost_paise) == (
+        c.id,
+        0,
+        0,
+    )
+    assert consultations.wallet_balance(user.id) == 50_000
+
+
+class ArrivesDuringTheAccept(LocalHub):
+    """A hub where the user's socket attaches just after the accept asked about them."""
+
+    def __init__(self, user_id: int):
+        super().__init__()
+        self.user_id, self.asked = user_id, False
+
+    def online(self, user_id: int) -> bool:
+        if user_id == self.user_id and not self.asked:
+            self.asked = True
+            self.attach(Listener(user_id))  # its presence callback finds nothing active yet
+            return False
+        return super().online(user_id)
+
+
+def test_a_socket_attaching_while_the_accept_commits_does_not_leave_its_party_paused(
+    people, policy
+):
+    user, astrologer = people()
+    hub = ArrivesDuringTheAccept(user.id)
+    hub.attach(Listener(astrologer.id))
+    c = live(user, astrologer, hub, policy)
+    settled = db.session.get(Consultation, c.id)
+    assert (settled.user_left_at, settled.paused_micros) == (None, 0)
+    assert end(c, hub, policy, 50, actor=user.id).consultation.billed_seconds == 50
 
 
 def test_crash_recovery_settles_up_to_the_last_known_alive_moment(people, hub, policy):

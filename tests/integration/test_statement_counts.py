@@ -18,6 +18,7 @@ from consult.accounts import Caller
 from consult.clock import utcnow
 from consult.db import db
 from helpers import PASSWORD
+from helpers.inprocess import be_present
 
 # BEGIN, the locked row, the key's earlier answer, the locked wallet, the compare-and-set,
 # the transfer, its entries, the balances, the audit record, the key's answer.
@@ -65,6 +66,7 @@ def live(app, services_):
         c = consultations.request_consultation(
             user, astrologer.id, at=now, hub=services_.hub, policy=services_.policy
         )
+        be_present(user.id, astrologer.id, hub=services_.hub)
         consultations.accept(astrologer, c.id, at=now, hub=services_.hub)
         # What a socket keeps: the caller's id and role, with no database session behind them.
         made.append((Caller(user.id, user.role), Caller(astrologer.id, astrologer.role), c.id))

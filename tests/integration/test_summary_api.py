@@ -5,6 +5,7 @@ from datetime import timedelta
 from consult import accounts, chat, consultations, wallet
 from consult.clock import utcnow
 from helpers import PASSWORD
+from helpers.inprocess import be_present
 
 
 def token(client, username):
@@ -23,6 +24,7 @@ def test_summary_names_who_ended_it_the_balance_after_and_the_transcript(app, cl
     c = consultations.request_consultation(
         user, astrologer.id, at=now, hub=services.hub, policy=services.policy
     )
+    be_present(user.id, astrologer.id, hub=services.hub)
     consultations.accept(astrologer, c.id, at=now, hub=services.hub)
     chat.post_message(user, c.id, "Hello <there>", at=now, hub=services.hub)
     consultations.end_by_party(
