@@ -60,6 +60,7 @@ class LocalHub:
     def __init__(self, on_presence: PresenceListener | None = None):
         self._lock = threading.Lock()
         self._connections: dict[int, set] = defaultdict(set)
+        self._watchers: dict[str, set] = defaultdict(set)  # topic -> connections watching it
         self._gone_since: dict[int, datetime] = {}
         self.on_presence = on_presence
 
@@ -72,9 +73,7 @@ class LocalHub:
     def broadcast(self, event: Event, topic: str) -> None:
         """Deliver to every connection that watches `topic`, whoever it belongs to."""
         with self._lock:
-            targets = [
-                c for conns in self._connections.values() for c in conns if topic in c.topics
-            ]
+            targets = list(self._watchers.get(topic, ()))
         for connection in targets:
             connection.deliver(event)
 
@@ -82,6 +81,8 @@ class LocalHub:
         with self._lock:
             first = not self._connections[connection.user_id]
             self._connections[connection.user_id].add(connection)
+            for topic in connection.topics:
+                self._watchers[topic].add(connection)
             self._gone_since.pop(connection.user_id, None)
         if first:
             self._presence_changed(connection.user_id, True)
@@ -91,6 +92,8 @@ class LocalHub:
         with self._lock:
             conns = self._connections.get(connection.user_id, set())
             conns.discard(connection)
+            for topic in connection.topics:
+                self._watchers[topic].discard(connection)
             last = not conns
             if last:
                 self._connections.pop(connection.user_id, None)

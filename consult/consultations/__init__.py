@@ -11,7 +11,7 @@ The package follows the life of a consultation; callers use the names below.
 - `due`: what the scheduler asks (due ends, low balance) and crash recovery
 """
 
-from . import limits, refunds
+from . import limits, live, refunds
 from .due import (
     due_ends,
     low_balance,
@@ -76,6 +76,7 @@ __all__ = [
     "SPEND_CAP",
     "active_counts",
     "limits",
+    "live",
     "refunds",
     "set_limits",
     "ASTROLOGER_DISCONNECTED",

@@ -13,6 +13,7 @@ from ..errors import Conflict, Forbidden, NotFound, PaymentRequired
 from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
+from . import live
 from .limits import apply as apply_limits
 from .meter import wallet_balance
 from .model import (
@@ -146,6 +147,7 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
     for party in away:
         if hub.online(party):
             party_returned(party, at=at, hub=hub)
+    live.changed(hub, [consultation.id])
     if astrologer.max_sessions is not None:  # one chat nearer the cap: the lists may change
         availability.announce(astrologer, hub)
     return consultation

@@ -7,6 +7,7 @@ from sqlalchemy import or_, select
 from .. import audit
 from ..db import db, write_transaction
 from ..realtime import Event, Hub
+from . import live
 from .meter import funded_until_of, wallet_balance
 from .model import ACTIVE, Consultation, table
 
@@ -100,3 +101,4 @@ def _active_of_party(user_id: int) -> list[Consultation]:
 def _publish_billing(consultations: list[Consultation], hub: Hub) -> None:
     for consultation in consultations:
         hub.publish(consultation.parties, Event("billing:updated", {"sessionId": consultation.id}))
+    live.changed(hub, [c.id for c in consultations])

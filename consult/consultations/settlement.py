@@ -20,7 +20,7 @@ from ..errors import Conflict, NotFound
 from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
-from . import refunds
+from . import live, refunds
 from .meter import billing_stop
 from .model import (
     ACTIVE,
@@ -130,6 +130,7 @@ def end_session(
     if not outcome.already_ended:
         for user_ids, event in _end_events(outcome):
             hub.publish(user_ids, event)
+        live.changed(hub, [row.id])
         if row.astrologer_max_sessions is not None:  # a chat freed under the astrologer's cap
             availability.announce(db.session.get(User, row.astrologer_id), hub)
     return outcome

@@ -25,11 +25,13 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import analytics, audit, chat, consultations, feedback
+from ..accounts import User
 from ..clock import utcnow
 from ..consultations import Consultation, refunds
 from ..db import db
 from ..errors import DomainError, Invalid
 from ..money import rupees
+from ..numbers import is_id
 from . import forms
 from .admin_api import MAX_BULK
 from .common import end_as_admin, is_fragment_request, request_id, services
@@ -267,10 +269,52 @@ class LiveRow:
         return " and ".join(gone) or None
 
 
-def _live_rows() -> list[LiveRow]:
-    now = utcnow()
-    active = consultations.everyone(consultations.ACTIVE)
-    return [LiveRow(c, consultations.meter(c, now)) for c in sorted(active, key=lambda c: c.id)]
+STATES = {"running": "Running", "paused": "Paused"}
+AGES = (5, 15, 30, 60)  # "older than" choices, in minutes
+
+
+@dataclass(frozen=True)
+class LiveFilter:
+    """What the console shows: one astrologer's sessions, running or paused ones, those
+    older than some minutes. A value that is not one of the choices means "any"."""
+
+    astrologer_id: int | None = None
+    state: str = ""
+    older_than: int | None = None  # minutes
+
+    @classmethod
+    def of(cls, values) -> "LiveFilter":
+        astrologer, age = values.get("astrologer", ""), values.get("age", "")
+        digits = astrologer.isascii() and astrologer.isdigit() and len(astrologer) < 20
+        astrologer_id = int(astrologer) if digits else None
+        return cls(
+            astrologer_id=astrologer_id if is_id(astrologer_id) else None,
+            state=values.get("state", "") if values.get("state") in STATES else "",
+            older_than=int(age) if age in {str(a) for a in AGES} else None,
+        )
+
+    def keeps(self, row: LiveRow, now: datetime) -> bool:
+        c, oldest = row.consultation, now - timedelta(minutes=self.older_than or 0)
+        return (
+            (self.astrologer_id is None or c.astrologer_id == self.astrologer_id)
+            and (not self.state or (self.state == "paused") == row.bill.paused)
+            and c.started_at <= oldest
+        )
+
+
+def _live_context(selected: set[int] | None = None) -> dict:
+    """The console's rows through its filter, the astrologers to filter by, the ticked boxes."""
+    now, shown = utcnow(), LiveFilter.of(request.values)
+    active = sorted(consultations.everyone(consultations.ACTIVE), key=lambda c: c.id)
+    rows = [LiveRow(c, consultations.meter(c, now)) for c in active]
+    return {
+        "rows": [row for row in rows if shown.keeps(row, now)],
+        "total": len(rows),
+        "shown": shown,
+        "states": STATES,
+        "ages": AGES,
+        "selected": _selected() if selected is None else selected,
+    }
 
 
 def _selected() -> set[int]:
@@ -279,10 +323,15 @@ def _selected() -> set[int]:
 
 @bp.get("/live")
 def live():
-    context = {"rows": _live_rows(), "selected": _selected()}
-    if is_fragment_request():  # the table's own refresh, every few seconds
+    context = _live_context()
+    if is_fragment_request():  # a refresh after a push, a filter change, or the slow poll
         return render_template("admin/_live_table.html", **context)
-    return render_template("admin/live.html", results=None, note="", error=None, **context)
+    astrologers = db.session.scalars(
+        select(User).where(User.role == "astrologer").order_by(User.display_name, User.id)
+    )
+    return render_template(
+        "admin/live.html", results=None, note="", error=None, astrologers=astrologers, **context
+    )
 
 
 @dataclass(frozen=True)
@@ -305,7 +354,7 @@ def end_live():
         if not ids or len(ids) != len(raw) or len(ids) > MAX_BULK:
             raise Invalid(f"Select 1 to {MAX_BULK} sessions to end")
     except DomainError as error:
-        context = {"rows": _live_rows(), "selected": set(ids), "results": None, "note": note}
+        context = {**_live_context(set(ids)), "results": None, "note": note}
         return _refused(
             error,
             "admin/_live_console.html",
@@ -329,7 +378,7 @@ def end_live():
         for result in results:
             flash(result.message)
         return redirect(url_for("admin.live"))
-    context = {"rows": _live_rows(), "selected": set(), "results": results, "note": ""}
+    context = {**_live_context(set()), "results": results, "note": ""}
     toast = render_template("_toast.html", oob=True, tone="info", message=summary)
     return render_template("admin/_live_console.html", error=None, **context) + toast
 

@@ -142,6 +142,11 @@ def _requested(viewer: User, data: dict) -> str:
     return _dashboard(viewer) if viewer.is_astrologer else _panel(viewer, data)
 
 
+def _live(viewer: User, data: dict) -> str:
+    """A session started, paused, resumed or ended: the live console reloads its table."""
+    return render_template("admin/_live_signal.html") if viewer.is_admin else ""
+
+
 def _dashboard(viewer: User) -> str:
     """An astrologer's requests, live sessions and earnings, re-rendered after any change."""
     if not viewer.is_astrologer:
@@ -163,5 +168,6 @@ HANDLERS = {
     "wallet:updated": _billing,
     "presence:changed": _presence,
     "session:refunded": _refunded,
+    "live:changed": _live,
     "error": _error,
 }

@@ -27,7 +27,9 @@ from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
 SOCKET_PATHS = ("/ws", "/api/ws")
-WATCHABLE = frozenset({"presence"})
+# Broadcast topics a socket may watch (`?watch=`), by who may watch them: presence for the
+# astrologer list, the live console's changes for admins alone.
+WATCHABLE = {"presence": ("user", "astrologer", "admin"), consultations.live.TOPIC: ("admin",)}
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
 _SIGN_OFF = object()  # queued for the writer: say goodbye, then close
 
@@ -173,7 +175,9 @@ def serve(ws, *, html: bool) -> None:
     handshake = {k: v for k, v in request.environ.items() if isinstance(v, str)} if html else None
     # Only a page showing the astrologer list asks for presence (`?watch=presence`): a
     # broadcast to every socket would cost O(sockets) per login.
-    topics = frozenset(t for t in request.args.getlist("watch") if t in WATCHABLE)
+    topics = frozenset(
+        t for t in request.args.getlist("watch") if caller.role in WATCHABLE.get(t, ())
+    )
     connection = SocketConnection(
         app, ws, caller, html, handshake, browser_session_key(), topics=topics
     )

@@ -31,7 +31,7 @@ RATE = 6000  # ₹1.00 a second
 
 @pytest.fixture(scope="module")
 def astrologers(server):
-    batch = Astrologers(server, count=6, rate=RATE, names="Pandit Sharma {n}").wait()
+    batch = Astrologers(server, count=8, rate=RATE, names="Pandit Sharma {n}").wait()
     yield batch
     batch.close()
 
@@ -205,11 +205,15 @@ def test_ending_two_live_sessions_at_once_reaches_both_parties_open_pages(
             f"Select session #{session_id}, {user.name} with {astrologer.name}"
         ).check()
     page.get_by_label("Note").fill("Platform maintenance at 14:00")
-    # A refresh of the table keeps what was ticked.
-    with page.expect_response(re.compile(r"/admin/live\?session_id=")):
-        pass
+    # A session starting elsewhere arrives over the socket, and the reload of the table it
+    # causes keeps what was ticked.
+    newcomer, guru = make_user(server, 50_000), astrologers.take()
+    with page.expect_response(re.compile(r"/admin/live\?.*session_id=")):
+        third = start_session(newcomer, guru)["id"]
+    expect(page.locator(f"#live-{third}")).to_contain_text(newcomer.name)
     for session_id in sessions:
         expect(page.locator(f"#select-{session_id}")).to_be_checked()
+    expect(page.locator(f"#select-{third}")).not_to_be_checked()
     assert serious(page, server) == []
     shot(page, "admin-live")
 
@@ -232,6 +236,9 @@ def test_ending_two_live_sessions_at_once_reaches_both_parties_open_pages(
         assert ended["totalCostPaise"] == ended["durationSeconds"] * RATE // 60
         assert user.get("/api/wallet").json()["balancePaise"] == wallet - ended["totalCostPaise"]
         assert [s["id"] for s in user.get("/api/sessions?status=ended").json()] == [session_id]
+    expect(page.locator(f"#live-{third}")).to_be_visible()  # not selected: still live
+    assert newcomer.post("/api/sessions/end").status_code == 200
+    expect(page.locator(f"#live-{third}")).to_have_count(0)  # its end arrives over the socket
     assert serious(page, server) == []
 
 
@@ -261,3 +268,40 @@ def test_the_live_console_fits_a_phone(browser, server, astrologers, admin, cont
         f"Session #{session_id} ended"
     )
     assert user.get(f"/api/sessions/{session_id}").json()["endReason"] == "admin_ended"
+
+
+def test_the_live_console_filters_and_shows_a_pause_as_it_happens(
+    browser, server, astrologers, admin, contexts
+):
+    (user, astrologer), (other, elsewhere) = pairs = [
+        (make_user(server, 50_000), astrologers.take()) for _ in range(2)
+    ]
+    mine, theirs = (start_session(u, a)["id"] for u, a in pairs)
+    page = open_as(browser, server, contexts, admin, "/admin/live")
+    row = page.locator(f"#live-{mine}")
+    expect(page.locator(f"#live-{theirs}")).to_be_visible()
+
+    page.get_by_label("Astrologer", exact=True).select_option(label=astrologer.name)
+    expect(page.locator(f"#live-{theirs}")).to_have_count(0)
+    expect(row).to_contain_text("Running")
+    expect(page.locator("#live-sessions [role=status]")).to_have_text(
+        re.compile(r"Showing 1 of \d+ live sessions")
+    )
+    assert f"astrologer={astrologer.id}" in page.url  # a reload keeps the filter
+
+    # The user's app goes away: the pause arrives over the socket, through the filter.
+    user.leave()
+    expect(row).to_contain_text("Paused")
+    expect(row).to_contain_text("user away")
+    shot(page, "admin-live-filtered")
+    page.get_by_label("Billing", exact=True).select_option("running")
+    expect(row).to_have_count(0)
+    expect(page.locator("#live-sessions")).to_contain_text("No live session matches the filter.")
+    assert serious(page, server) == []
+
+    # Not back within the grace, the user's session ends by itself; the other is ended here.
+    wait_until(
+        lambda: user.get(f"/api/sessions/{mine}").json()["endReason"] == "user_disconnected",
+        message="the grace to end the paused session",
+    )
+    assert other.post("/api/sessions/end").status_code == 200

@@ -2,7 +2,14 @@
 
 import pytest
 
-from helpers.server import create_astrologer, register_user, start_session, wait_until
+from helpers.server import (
+    create_astrologer,
+    make_account,
+    register_user,
+    start_session,
+    wait_until,
+)
+from helpers.sockets import Socket, delivered
 
 pytestmark = pytest.mark.server
 
@@ -47,3 +54,21 @@ def test_a_change_of_limits_reaches_both_sockets_and_the_bill_says_what_ends_it(
     seen = astro_socket.wait_for("billing:status")["data"]
     assert seen["endsBy"] == "spend_cap" and seen["balancePaise"] is None
     assert user.post("/api/sessions/end").status_code == 200
+
+
+def test_an_admins_socket_watching_live_hears_each_start_and_end_and_nobody_else_does(server):
+    admin, nosy = make_account(server, "admin"), register_user(server)
+    console = Socket(f"{server.ws_url}/api/ws?token={admin.token}&watch=live")
+    bystander = Socket(f"{server.ws_url}/api/ws?token={nosy.token}&watch=live")
+    for ws in (console, bystander):
+        ws.wait_for("session:state")
+        ws.round_trip()  # attached: it hears what follows
+    user, astrologer = register_user(server, 50_000), create_astrologer(server)
+    session_id = start_session(user, astrologer)["id"]
+    console.wait_for("live:changed", where=lambda d: d == {"sessionIds": [session_id]})
+    assert user.post("/api/sessions/end").status_code == 200
+    console.wait_for("live:changed", where=lambda d: d == {"sessionIds": [session_id]})
+    delivered(server, bystander)
+    assert bystander.count("live:changed") == 0  # a user may not watch the console
+    for ws in (console, bystander):
+        ws.close()

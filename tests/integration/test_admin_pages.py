@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from consult import audit, feedback, ledger
+from consult import audit, consultations, feedback, ledger
 from consult.clock import utcnow
 from consult.db import db
 from consult.errors import Invalid
 from consult.web.admin import refund_paise
 from helpers.books import assert_books_balance
 from helpers.inprocess import (
+    Listener,
     balance_of,
     end_as,
     fresh,
@@ -27,6 +28,7 @@ from helpers.inprocess import (
     login,
     make_astrologer,
     make_user,
+    services,
     session_row,
     settlement_count,
     user_obj,
@@ -434,12 +436,59 @@ def test_the_live_page_lists_every_active_session_with_its_bill(app, asha, guru,
     cost = re.search(rf'<tr id="live-{first}".*?data-field="cost">₹([\d.]+)<', html, re.S)
     assert 90.0 <= float(cost.group(1)) <= 95.0
     assert f'id="live-{ended}"' not in html
-    assert 'hx-trigger="every 5s"' in html
+    assert 'hx-trigger="every 30s"' in html  # pushes do the rest (below)
     # The table's refresh keeps what was ticked.
     fragment = text_of(client.get(f"/admin/live?session_id={second}", headers=HX))
     assert fragment.lstrip().startswith('<div id="live-sessions"')
     assert re.search(rf'value="{second}" id="select-{second}"[^>]*checked', fragment, re.S)
     assert not re.search(rf'value="{first}" id="select-{first}"[^>]*checked', fragment, re.S)
+
+
+def test_the_live_console_filters_by_astrologer_billing_and_age(app, asha, guru, admin):
+    tara = make_astrologer("tara", rate=RATE, name="Tara Moon", token=False)
+    ravi, meera = (make_user(n, balance=100_000, token=False) for n in ("ravi", "meera"))
+    old = live_session(asha, guru, started_at=utcnow() - timedelta(minutes=20))
+    new = live_session(ravi, guru, started_at=utcnow() - timedelta(minutes=2))
+    away = live_session(meera, tara, started_at=utcnow() - timedelta(minutes=7), present=False)
+    client, _ = admin
+
+    def shown(query: str) -> set[int]:
+        html = text_of(client.get(f"/admin/live?{query}", headers=HX))
+        return {int(i) for i in re.findall(r'<tr id="live-(\d+)"', html)}
+
+    assert shown("") == {old, new, away}
+    assert shown(f"astrologer={tara.id}") == {away}
+    assert shown("state=paused") == {away}
+    assert shown("state=running") == {old, new}
+    assert shown("age=5") == {old, away}
+    assert shown("age=15") == {old}
+    assert shown(f"astrologer={guru.id}&state=running&age=15") == {old}
+    # A value that is not one of the choices means "any", never an error.
+    for junk in ("astrologer=x", "astrologer=99999999999999999999999", "state=gone", "age=7"):
+        assert shown(junk) == {old, new, away}, junk
+    html = text_of(client.get(f"/admin/live?astrologer={tara.id}", headers=HX))
+    assert "Showing 1 of 3 live sessions" in html
+    assert "No live session matches the filter." in text_of(
+        client.get(f"/admin/live?astrologer={tara.id}&state=running", headers=HX)
+    )
+    # The whole page offers every astrologer, with the chosen one selected.
+    page = text_of(client.get(f"/admin/live?astrologer={tara.id}&age=5"))
+    assert re.search(rf'<option value="{tara.id}" selected>Tara Moon</option>', page)
+    assert f'<option value="{guru.id}">Guru Dev</option>' in page
+    assert '<option value="5" selected>' in page
+
+
+def test_the_live_console_is_told_of_every_start_pause_and_end(app, asha, guru, boss):
+    # What an admin's socket watching `live` hears; nobody else hears it.
+    console = Listener(boss.id, topics=frozenset({"live"}))
+    services().hub.attach(console)
+    bystander = listen(make_user("ravi", token=False))
+    session_id = live_session(asha, guru)
+    consultations.party_left(asha.id, at=utcnow(), hub=services().hub)
+    consultations.party_returned(asha.id, at=utcnow(), hub=services().hub)
+    end_as(asha, session_id, utcnow())
+    assert console.named("live:changed") == [{"sessionIds": [session_id]}] * 4
+    assert bystander.named("live:changed") == []
 
 
 def test_a_bulk_end_ends_each_session_once_with_admin_ended(app, asha, guru, admin):
