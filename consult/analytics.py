@@ -146,6 +146,18 @@ class Earning:
     refunded_paise: int  # the astrologer's share of the refunds
     net_paise: int  # what reached their earnings account: gross - commission - refunds
 
+    @classmethod
+    def total(cls, lines: list["Earning"]) -> "Earning":
+        """The statement's bottom line: every column summed."""
+        return cls(
+            key="Total",
+            sessions=sum(e.sessions for e in lines),
+            gross_paise=sum(e.gross_paise for e in lines),
+            commission_paise=sum(e.commission_paise for e in lines),
+            refunded_paise=sum(e.refunded_paise for e in lines),
+            net_paise=sum(e.net_paise for e in lines),
+        )
+
 
 def earnings(astrologer_id: int, first: date, last: date, by: str) -> list[Earning]:
     """The astrologer's statement from their earnings account's own entries, per day of the

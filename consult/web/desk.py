@@ -1,11 +1,14 @@
-"""The astrologer's desk: what they set from the dashboard (whether they take requests)."""
+"""The astrologer's desk: what they set from the dashboard (whether they take requests), and
+their earnings statement."""
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import availability
-from ..errors import Forbidden
+from .. import analytics, availability
+from ..clock import utcnow
+from ..errors import DomainError, Forbidden
 from .common import is_fragment_request, services
+from .errors import status_of
 
 bp = Blueprint("desk", __name__, url_prefix="/dashboard")
 
@@ -60,3 +63,33 @@ def _form_as_body() -> dict:
         except ValueError:
             body["maxSessions"] = typed
     return body
+
+
+@bp.get("/earnings")
+@login_required
+def earnings():
+    """What the astrologer earned per day or per session over a range of days (the last 30 by
+    default): gross, commission, refunds and net, with the API's CSV of the same lines."""
+    if not current_user.is_astrologer:
+        raise Forbidden("Only astrologers have earnings")
+    typed = {k: request.args.get(k, "").strip() for k in ("from", "to", "by")}
+    by = typed["by"] or analytics.BY_DAY
+    try:
+        first, last = analytics.parse_range(
+            typed["from"] or None, typed["to"] or None, today=utcnow().date()
+        )
+        lines = analytics.earnings(current_user.id, first, last, by)
+    except DomainError as error:
+        page = render_template(
+            "dashboard/earnings.html", lines=None, error=error.message, form=typed
+        )
+        return page, status_of(error)
+    span = {"from": first.isoformat(), "to": last.isoformat(), "by": by}
+    return render_template(
+        "dashboard/earnings.html",
+        lines=lines[::-1],  # the latest first
+        total=analytics.Earning.total(lines),
+        error=None,
+        form=span,
+        csv_url=url_for("api.earnings", format="csv", **span),
+    )

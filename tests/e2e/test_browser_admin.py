@@ -22,7 +22,7 @@ from helpers.browser import (
     serious,
     shot,
 )
-from helpers.server import Astrologers, start_session, wait_until
+from helpers.server import Astrologers, ended_session, start_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -47,17 +47,6 @@ def contexts():
     yield made
     for context in made:
         context.close()
-
-
-def ended_session(user, astrologer, seconds: int = 3) -> dict:
-    """A session with a few billed seconds, ended by its user through the API."""
-    session = start_session(user, astrologer)
-    wait_until(
-        lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= seconds,
-        message=f"{seconds} s billed",
-    )
-    assert user.post("/api/sessions/end").status_code == 200
-    return user.get(f"/api/sessions/{session['id']}").json()
 
 
 def typed(amount_paise: int) -> str:
@@ -144,7 +133,7 @@ def test_a_refund_from_the_session_page_counts_once_and_never_passes_the_cost(
     browser, server, astrologers, admin, contexts
 ):
     user, astrologer = make_user(server, 50_000), astrologers.take()
-    session = ended_session(user, astrologer)
+    session = ended_session(user, astrologer, seconds=3)
     cost = session["totalCostPaise"]
     wallet_before = user.get("/api/wallet").json()["balancePaise"]
     page = open_as(browser, server, contexts, admin, f"/admin/sessions/{session['id']}")

@@ -25,7 +25,7 @@ from consult.money import rupees
 from helpers import PASSWORD
 from helpers.browser import axe_violations, browser_for, make_user, shot, socket_open
 from helpers.databases import database
-from helpers.server import FAST, Server, start_session, token_for, unique, wait_until
+from helpers.server import FAST, Server, ended_session, token_for, unique
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -133,13 +133,7 @@ def world(history, admin) -> dict:
 
     astrologer = token_for(server, astrologers[0])
     user = make_user(server, 50_000)
-    session = start_session(user, astrologer)
-    wait_until(
-        lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= 2,
-        message="2 s billed",
-    )
-    assert user.post("/api/sessions/end").status_code == 200
-    done = user.get(f"/api/sessions/{session['id']}").json()
+    done = ended_session(user, astrologer, seconds=2)
     ended.append(
         Ended(today, "Guru Dev", done["durationSeconds"], done["totalCostPaise"], "user_requested")
     )

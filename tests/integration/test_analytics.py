@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from consult.db import db
 from helpers.inprocess import (
     isolated_client,
     live_session,
+    login,
     make_admin,
     make_astrologer,
     make_user,
@@ -207,3 +209,47 @@ def test_the_statement_downloads_as_csv_and_is_the_astrologers_own(client, world
     ]
     assert client.get("/api/me/earnings", headers=world["admin"].auth).status_code == 403
     assert client.get("/api/me/earnings?by=week", headers=world["tara"].auth).status_code == 400
+
+
+def test_the_dashboards_statement_page_shows_the_same_lines_with_a_total(app, world):
+    browser = isolated_client(app)
+    login(browser, world["guru"])
+    assert 'href="/dashboard/earnings"' in browser.get("/dashboard").get_data(as_text=True)
+
+    html = browser.get("/dashboard/earnings?from=2026-11-01&to=2026-11-30").get_data(as_text=True)
+    nets = re.findall(r'<tr data-key="([^"]+)">.*?data-field="net">([^<]+)<', html, re.S)
+    # The latest day first, then the bottom line: ₹80.00 + ₹8.00 = ₹88.00.
+    assert nets == [("2026-11-03", "₹8.00"), ("2026-11-02", "₹80.00"), ("total", "₹88.00")]
+    assert (
+        'href="/api/me/earnings?format=csv&amp;from=2026-11-01&amp;to=2026-11-30&amp;by=day"'
+        in html
+    )
+
+    per_session = browser.get("/dashboard/earnings?from=2026-11-01&to=2026-11-30&by=session")
+    html = per_session.get_data(as_text=True)
+    linked = re.findall(r'<a href="/sessions/(\d+)/summary">#(\d+)</a>', html)
+    assert len(linked) == 2 and all(a == b for a, b in linked)
+    assert re.search(r'<tr data-key="total">.*?data-field="net">₹88.00<', html, re.S)
+
+
+@pytest.mark.parametrize(
+    "query, error",
+    [
+        ("from=2026-12-01&to=2026-11-01", "from must not be after to"),
+        ("from=yesterday", "from and to must be dates like 2026-12-31"),
+        ("by=week", "by must be day or session"),
+    ],
+)
+def test_a_bad_range_on_the_statement_page_says_what_is_wrong(app, world, query, error):
+    browser = isolated_client(app)
+    login(browser, world["tara"])
+    r = browser.get(f"/dashboard/earnings?{query}")
+    assert r.status_code == 400
+    assert error in r.get_data(as_text=True)
+
+
+def test_only_astrologers_have_a_statement_page(app, world):
+    browser = isolated_client(app)
+    login(browser, world["admin"])
+    assert browser.get("/dashboard/earnings").status_code == 403
+    assert isolated_client(app).get("/dashboard/earnings").status_code == 302  # to sign in
