@@ -1,6 +1,19 @@
-"""The business settings of a deployment, read once from the app config."""
+"""The business settings of a deployment, read once from the app config, and the one fact
+of the moment billing must also obey: a restart's doubt."""
 
 from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Restart:
+    """In the seconds after an instance starts while others had just been beating, nobody
+    knows yet whether the whole system was down. A session begun before `booted_at` is known
+    to have been billable only up to `alive_until`, the newest heartbeat of those others: an
+    end in the meantime bills no further (if they are alive, that is at most a beat ago)."""
+
+    booted_at: datetime
+    alive_until: datetime
 
 
 @dataclass(frozen=True)
@@ -12,6 +25,7 @@ class Policy:
     low_balance_warning_seconds: int = 60
     make_good_seconds: int = 60  # an astrologer leaving sooner costs the user nothing (0: off)
     make_good_silent: bool = True  # a billed session the astrologer never wrote in is free
+    restart: Restart | None = None  # set only while a restart's doubt lasts (Services.policy)
 
     @classmethod
     def from_config(cls, config) -> "Policy":

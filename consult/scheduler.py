@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import consultations
 from .clock import utcnow
 from .db import UTCDateTime, db, write_transaction
+from .policy import Restart
 from .realtime import Event, LocalHub
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,23 @@ def last_alive(*, excluding: str) -> datetime | None:
     )
 
 
+def beating_since(since: datetime, *, excluding: str) -> set[str]:
+    """The other instances whose last heartbeat is later than `since`."""
+    return set(
+        db.session.scalars(
+            select(Heartbeat.instance_id).where(
+                Heartbeat.instance_id != excluding, Heartbeat.beat_at > since
+            )
+        )
+    )
+
+
+def newest_beat(instance_ids: set[str]) -> datetime | None:
+    return db.session.scalar(
+        select(func.max(Heartbeat.beat_at)).where(Heartbeat.instance_id.in_(instance_ids))
+    )
+
+
 class Scheduler:
     """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent)."""
 
@@ -81,8 +99,11 @@ class Scheduler:
         interval: float = 0.5,
         heartbeat_every: float = 1.0,
         presence_check_every: float | None = None,
+        alone: bool | None = None,
     ):
         self.app = app
+        # One process by construction (the in-memory hub), unless told: one of several.
+        self.alone = isinstance(self.services.hub, LocalHub) if alone is None else alone
         self.interval = interval
         self.heartbeat_every = heartbeat_every
         self.presence_check_every = presence_check_every or interval * 10
@@ -91,6 +112,7 @@ class Scheduler:
         self.stale_after = timedelta(seconds=max(3.0, heartbeat_every * 3))
         self.booted_at = utcnow()
         self._recovery_pending = False
+        self._predecessors: set[str] = set()  # instances beating when this one started
         self.is_leader = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,21 +128,30 @@ class Scheduler:
 
         A lone instance (the in-memory hub: one process by construction) knows any earlier
         heartbeat was a dead predecessor's, and settles at once. With several instances, if
-        none has beaten recently the system was down: settle now. If one has, it may be
-        alive or may just have crashed; `tick` decides once the heartbeat has had time to
-        go stale: an instance that never beats again after our boot is dead. (Sessions of a
-        whole cluster restarted within that window bill through it; see DESIGN notes.)
+        none has beaten recently the system was down: settle now. If some have, they may be
+        alive or may just have died (a whole cluster restarting does that); `tick` decides
+        once their heartbeats have had time to go stale: if none of them beats again after
+        our boot, the system was down, and what was live is settled up to their last beat.
+        Meanwhile `restart()` holds every end of an older session to that beat as well.
         """
         with self.app.app_context():
             self.booted_at = utcnow()
             newest = last_alive(excluding=self.instance_id)
+            fresh = beating_since(self.booted_at - self.stale_after, excluding=self.instance_id)
             beat(self.instance_id, self.booted_at)
             consultations.rebuild_due_times()  # sessions from before an upgrade have none
-            alone = isinstance(self.services.hub, LocalHub)
-            if not alone and newest is not None and newest > self.booted_at - self.stale_after:
-                self._recovery_pending = True
+            if not self.alone and fresh:
+                self._predecessors, self._recovery_pending = fresh, True
+                db.session.remove()
                 return []
             return self._recover(newest or self.booted_at)
+
+    def restart(self) -> Restart | None:
+        """The restart's doubt while it lasts (see `recover`); None once decided."""
+        if not self._recovery_pending:
+            return None
+        alive_until = newest_beat(self._predecessors)
+        return Restart(self.booted_at, alive_until or self.booted_at)
 
     def _recover(self, last_known_alive: datetime) -> list[int]:
         self._recovery_pending = False
@@ -140,17 +171,14 @@ class Scheduler:
         return ended
 
     def _decide_recovery(self, now: datetime) -> None:
+        """Alive if one of the instances beating at our boot has beaten since; instances
+        that started after the crash (our siblings in a cluster restart) prove nothing."""
         if now - self.booted_at < self.stale_after:
             return
-        alive_since_boot = db.session.scalar(
-            select(func.count())
-            .select_from(Heartbeat)
-            .where(Heartbeat.instance_id != self.instance_id, Heartbeat.beat_at > self.booted_at)
-        )
-        if alive_since_boot:
+        if beating_since(self.booted_at, excluding=self.instance_id) & self._predecessors:
             self._recovery_pending = False
         else:
-            self._recover(last_alive(excluding=self.instance_id) or self.booted_at)
+            self._recover(newest_beat(self._predecessors) or self.booted_at)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="consult-scheduler", daemon=True)
@@ -192,7 +220,10 @@ class Scheduler:
             consultations.pause_vanished_parties(hub=hub)
             self._last_presence_check = now
         consultations.expire_stale(now=now, hub=hub, policy=policy)
-        for consultation_id, reason in consultations.due_ends(now=now, policy=policy):
+        # While a restart's doubt lasts (three seconds at most), a due end could bill a
+        # downtime: it waits for the verdict, which settles what the downtime left.
+        due = [] if self._recovery_pending else consultations.due_ends(now=now, policy=policy)
+        for consultation_id, reason in due:
             consultations.end_session(
                 consultation_id, reason=reason, at=now, hub=hub, policy=policy
             )

@@ -4,7 +4,7 @@ Every entry point (REST, pages, sockets, the CLI, the scheduler) takes these fro
 `services_of(app)` and passes them to the domain as plain arguments.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask
 
@@ -19,15 +19,21 @@ from .wallet import DemoPaymentProvider, PaymentProvider
 @dataclass
 class Services:
     hub: Hub
-    policy: Policy
+    settings: Policy  # from the configuration
     payments: PaymentProvider
-    scheduler: object | None = None  # set where the clock runs (app.py, gunicorn workers)
+    scheduler: Scheduler | None = None  # set where the clock runs (app.py, gunicorn workers)
+
+    @property
+    def policy(self) -> Policy:
+        """The settings, with the restart's doubt while the scheduler has one."""
+        restart = self.scheduler.restart() if self.scheduler is not None else None
+        return self.settings if restart is None else replace(self.settings, restart=restart)
 
 
 def install(app: Flask) -> Services:
     """Build the app's services from its configuration and keep them on the app."""
     services = Services(
-        hub=_make_hub(app), policy=Policy.from_config(app.config), payments=DemoPaymentProvider()
+        hub=_make_hub(app), settings=Policy.from_config(app.config), payments=DemoPaymentProvider()
     )
     app.extensions["consult"] = services
     return services

@@ -183,6 +183,8 @@ def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutc
         select(ledger.Account.balance_paise).where(ledger.Account.id == wallet).with_for_update()
     )
     stop = billing_stop(row, at, wallet_paise)
+    if policy.restart is not None and row.started_at < policy.restart.booted_at:
+        stop = max(row.started_at, min(stop, policy.restart.alive_until))
     seconds = billing.billable_seconds(row.started_at, stop, paused_of(row))
     cost = billing.cost_paise(seconds, row.rate_paise_per_minute)
     make_good = refunds.make_good_reason(

@@ -65,3 +65,84 @@ def test_funds_running_out_in_the_downtime_are_not_charged_past_the_last_heartbe
     assert settled.status == "ended"
     assert settled.ended_at <= last_beat, (settled.end_reason, settled.ended_at, last_beat)
     assert settled.end_reason == "system_error"
+
+
+# ---------------------------------------------------------------- one of several instances
+
+
+def restarted_in_a_cluster(app) -> scheduler.Scheduler:
+    """An instance of a cluster starting up, made the app's clock (as start_background does)."""
+    restarted = scheduler.Scheduler(app, interval=0.1, alone=False)
+    services().scheduler = restarted
+    return restarted
+
+
+def end_by_user(user_id: int, session_id: int, at: datetime):
+    return consultations.end_by_party(
+        db.session.get(accounts.User, user_id),
+        session_id,
+        at=at,
+        hub=services().hub,
+        policy=services().policy,
+    ).consultation
+
+
+def test_a_whole_cluster_restarting_bills_no_end_past_the_last_heartbeat(app):
+    """Every worker of a cluster dies and restarts within seconds (a gunicorn restart). The
+    first to start sees its dead predecessors' fresh heartbeats and cannot yet tell; its
+    siblings start and beat too. An end asked for meanwhile bills only to the last beat,
+    funded ends wait, and the verdict (the predecessors never beat again) settles the rest
+    there, however alive the siblings are."""
+    now = datetime.now(UTC)
+    started, last_beat = now - timedelta(seconds=60), now - timedelta(seconds=1)
+    asker, ended_early = orphan("asker", 50_000, started, last_beat)
+    _, left_alone = orphan("quiet", 50_000, started, last_beat)
+    _, run_dry = orphan("dry", 6_100, started, last_beat)  # funded for 61 s: in the downtime
+    scheduler.beat("another-crashed-worker", last_beat - timedelta(seconds=0.5))
+
+    restarted = restarted_in_a_cluster(app)
+    assert restarted.recover() == []  # fresh heartbeats: wait and see
+    boot = restarted.booted_at
+    doubt = services().policy.restart
+    assert (doubt.booted_at, doubt.alive_until) == (boot, last_beat)
+    scheduler.beat("a-sibling-worker", boot + timedelta(seconds=0.2))  # started after the crash
+
+    settled = end_by_user(asker, ended_early, boot + timedelta(seconds=1))
+    assert settled.ended_at == last_beat and settled.billed_seconds == 59
+    restarted.tick(boot + timedelta(seconds=1.5))
+    db.session.rollback()
+    assert db.session.get(consultations.Consultation, run_dry).status == "active"  # waits
+
+    for seconds in (2.5, 3.1, 3.5):
+        scheduler.beat("a-sibling-worker", boot + timedelta(seconds=seconds))
+        restarted.tick(boot + timedelta(seconds=seconds))
+    db.session.rollback()
+    for session_id in (left_alone, run_dry):
+        c = db.session.get(consultations.Consultation, session_id)
+        assert (c.status, c.end_reason, c.ended_at) == ("ended", "system_error", last_beat)
+    assert services().policy.restart is None  # decided: ends bill as always
+
+
+def test_a_worker_restarting_beside_live_ones_changes_nobodys_bill_but_a_beats_worth(app):
+    """Only one worker restarts; the others keep beating. The doubt lasts until they are seen
+    to beat again: an end meanwhile bills to their newest beat (under a second short), and
+    after the verdict nothing is settled and ends bill to their own instant."""
+    now = datetime.now(UTC)
+    started = now - timedelta(seconds=60)
+    user_a, first = orphan("first", 50_000, started, now - timedelta(seconds=0.4))
+    user_b, second = orphan("second", 50_000, started, now - timedelta(seconds=0.4))
+    restarted = restarted_in_a_cluster(app)
+    assert restarted.recover() == []
+    boot = restarted.booted_at
+    scheduler.beat("the-crashed-instance", boot + timedelta(seconds=0.6))  # alive after all
+    settled = end_by_user(user_a, first, boot + timedelta(seconds=1))
+    assert settled.ended_at == boot + timedelta(seconds=0.6)
+
+    for seconds in (1.6, 2.6, 3.6):
+        scheduler.beat("the-crashed-instance", boot + timedelta(seconds=seconds))
+        restarted.tick(boot + timedelta(seconds=seconds))
+    db.session.rollback()
+    assert db.session.get(consultations.Consultation, second).status == "active"
+    assert services().policy.restart is None
+    at = boot + timedelta(seconds=4)
+    assert end_by_user(user_b, second, at).ended_at == at

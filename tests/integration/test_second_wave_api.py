@@ -45,7 +45,9 @@ def admin(app):
 def make_good(app, monkeypatch):
     """Turn the make-good on as deployed by default (the suite's servers run without it)."""
     s = services()
-    monkeypatch.setattr(s, "policy", replace(s.policy, make_good_seconds=60, make_good_silent=True))
+    monkeypatch.setattr(
+        s, "settings", replace(s.settings, make_good_seconds=60, make_good_silent=True)
+    )
     return s.policy
 
 

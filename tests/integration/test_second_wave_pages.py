@@ -221,7 +221,7 @@ def test_the_receipt_of_a_make_good_says_why_nothing_was_charged(
     from dataclasses import replace
 
     s = services()
-    monkeypatch.setattr(s, "policy", replace(s.policy, make_good_seconds=60))
+    monkeypatch.setattr(s, "settings", replace(s.settings, make_good_seconds=60))
     started = utcnow() - timedelta(seconds=30)
     session_id = live_session(asha, guru, started_at=started)
     chat.post_message(user_obj(guru), session_id, "Namaste", at=started, hub=s.hub)
