@@ -100,6 +100,38 @@ class ApiToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class BrowserSignIn(db.Model):
+    """One browser's sign-in, named by a digest of the random marker in its session cookie.
+
+    The cookie is signed, not stored: without this row a copy of it taken before the
+    sign-out would stay good until the secret key changed. Signing out closes the row.
+    """
+
+    __tablename__ = "browser_sign_ins"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    signed_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    signed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def open_sign_in(user: User, key: str, *, at: datetime) -> None:
+    with write_transaction():
+        db.session.add(BrowserSignIn(key=key, user_id=user.id, signed_in_at=at))
+
+
+def close_sign_in(key: str, *, at: datetime) -> None:
+    with write_transaction():
+        row = db.session.get(BrowserSignIn, key)
+        if row is not None and row.signed_out_at is None:
+            row.signed_out_at = at
+
+
+def sign_in_is_open(user_id: int, key: str | None) -> bool:
+    row = db.session.get(BrowserSignIn, key) if key else None
+    return row is not None and row.user_id == user_id and row.signed_out_at is None
+
+
 def validate_credentials(username, password) -> tuple[str, str]:
     """Return a normalised (username, password) pair or raise Invalid with the reason."""
     if not isinstance(username, str) or not isinstance(password, str):

@@ -10,6 +10,7 @@ from werkzeug.routing import IntegerConverter
 from .. import accounts, clock, consultations, money
 from ..db import db
 from ..numbers import MAX_ID
+from .security import browser_sign_in_is_open
 
 login_manager = LoginManager()
 sock = Sock()
@@ -80,8 +81,10 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    # Refuses a suspended account, and a sign-in from before its last suspension.
-    return accounts.user_for_sign_in(user_id)
+    # Refuses a suspended account, a sign-in from before its last suspension, and a
+    # cookie whose sign-in was closed by signing out (a copy taken before still says "in").
+    user = accounts.user_for_sign_in(user_id)
+    return user if user is not None and browser_sign_in_is_open(user) else None
 
 
 class BoundedInt(IntegerConverter):

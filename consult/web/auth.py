@@ -2,7 +2,7 @@
 
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from .. import accounts
@@ -11,9 +11,8 @@ from ..errors import Conflict, Invalid
 from ..realtime import Event
 from .common import services
 from .security import (
-    LOGIN_MARKER,
     SIGNED_OUT,
-    browser_session_key,
+    end_browser_session,
     login_throttle,
     start_browser_session,
 )
@@ -56,7 +55,7 @@ def login():
         if user is not None:
             login_throttle().reset(request.remote_addr, username)
             login_user(user)
-            start_browser_session()
+            start_browser_session(user)
             return redirect(_safe_next(home_for(user)))
         error = "That username and password do not match."
     return render_template("auth/login.html", error=error), 401 if error else 200
@@ -78,7 +77,7 @@ def register():
             error = problem.message
         else:
             login_user(user)
-            start_browser_session()
+            start_browser_session(user)
             flash("Welcome to Consult! Recharge your wallet to start a consultation.")
             return redirect(url_for("pages.wallet"))
     return render_template("auth/register.html", error=error), 400 if error else 200
@@ -92,9 +91,9 @@ def logout():
     A socket outlives the request that opened it, so without this a signed-out page would
     keep receiving the user's events. Bearer-token sockets (programs) are not this browser's.
     """
-    user_id, key = current_user.id, browser_session_key()
+    user_id = current_user.id
     logout_user()
-    session.pop(LOGIN_MARKER, None)
+    key = end_browser_session()
     if key is not None:
         services().hub.publish([user_id], Event(SIGNED_OUT, {"browserSession": key}))
     return redirect(url_for("auth.login"))

@@ -85,9 +85,28 @@ def bearer_token() -> str | None:
     return None
 
 
-def start_browser_session() -> None:
-    """Mark a fresh sign-in of this browser (call right after `login_user`)."""
+def start_browser_session(user) -> None:
+    """Mark a fresh sign-in of this browser (call right after `login_user`): a new marker,
+    recorded so that sign-out can close it server-side, and a new CSRF token, so no token
+    seen before the sign-in (say, on the login form of a shared machine) works after it."""
     session[LOGIN_MARKER] = secrets.token_urlsafe(16)
+    session.pop(CSRF_FIELD, None)
+    accounts.open_sign_in(user, browser_session_key(), at=utcnow())
+
+
+def end_browser_session() -> str | None:
+    """Close this browser's sign-in server-side and forget the whole cookie session; returns
+    the sign-in's key (to close its sockets)."""
+    key = browser_session_key()
+    if key is not None:
+        accounts.close_sign_in(key, at=utcnow())
+    session.clear()
+    return key
+
+
+def browser_sign_in_is_open(user) -> bool:
+    """Whether the cookie's sign-in is still open (not signed out, here or from a copy)."""
+    return accounts.sign_in_is_open(user.id, browser_session_key())
 
 
 def browser_session_key() -> str | None:

@@ -8,6 +8,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import websocket
 
 from helpers.books import assert_books_balance
@@ -150,12 +151,21 @@ def test_signing_out_closes_that_browsers_sockets_and_no_others(server):
     program = Socket(f"{server.ws_url}/api/ws?token={user.token}")
     program.wait_for("session:state")
 
+    copied = here.cookie_header()  # a copy of the cookie, taken before the sign-out
     r = here.post("/logout")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     for ws in (page, api_by_cookie):
         assert ws.closed.wait(5), "a socket of the signed-out browser stayed open"
         assert ws.close_code == 1000 and ws.close_reason == "Signed out"
     assert here.get("/api/me").status_code == 401
+    # The copy is signed out too (issue 13 F4): no answer, no socket.
+    stolen = {"Cookie": copied}
+    assert requests.get(server.url + "/api/me", headers=stolen, timeout=10).status_code == 401
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            server.ws_url + "/api/ws", timeout=5, header=[f"Cookie: {copied}"], origin=server.url
+        )
+    assert refused.value.status_code == 401
 
     # The bearer-token socket and the other browser's socket live on and still hear events.
     session = start_session(user, astrologer)

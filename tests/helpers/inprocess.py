@@ -237,15 +237,16 @@ def csrf_of(client: FlaskClient) -> str:
 
 
 def login(client: FlaskClient, person: Person):
-    """Sign in through the login form; return the response and the session's CSRF token."""
+    """Sign in through the login form; return the response and the session's CSRF token
+    (a new one: signing in replaces it, so the home page it lands on is read first)."""
     client.get("/login")
-    token = csrf_of(client)
     response = client.post(
         "/login",
-        data={"username": person.username, "password": PASSWORD, "csrf_token": token},
+        data={"username": person.username, "password": PASSWORD, "csrf_token": csrf_of(client)},
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-    return response, token
+    client.get(response.headers["Location"])
+    return response, csrf_of(client)
 
 
 def whoami(client: FlaskClient) -> tuple:

@@ -401,6 +401,9 @@ class PlainBrowser:
         self.csrf = CSRF_INPUT.search(page.text).group(1)
         r = self.post("/login", {"username": username, "password": password})
         assert r.status_code == 302, r.text
+        # Signing in replaces the CSRF token: take the new one from the page it lands on.
+        home = self.get(r.headers["Location"])
+        self.csrf = CSRF_INPUT.search(home.text).group(1)
         return self
 
     def cookie_header(self) -> str:

@@ -1,10 +1,11 @@
-"""Sign-in edges from the black-box probe (issue 13): F2 the throttle's key, F3 timing, F5 next."""
+"""Sign-in edges from the black-box probe (issue 13): F2 the throttle's key, F3 timing,
+F4 sign-out on the server, F5 next."""
 
 import pytest
 
 from consult import accounts
 from helpers import PASSWORD
-from helpers.inprocess import csrf_of, isolated_client, make_user
+from helpers.inprocess import csrf_of, isolated_client, login, make_user
 
 
 def sign_in(client, username, password):
@@ -100,3 +101,53 @@ def test_sign_ins_that_succeed_do_not_count_against_a_shared_address(app):
         client = isolated_client(app)
         r = sign_in(client, people[n % 3].username, PASSWORD)
         assert r.status_code == 302, n
+
+
+# ---------------------------------------------------------------- F4: sign-out
+
+
+def copy_of(client, app):
+    """Another client holding exactly the cookies `client` holds now (a stolen copy)."""
+    thief = isolated_client(app)
+    for cookie in client._cookies.values():
+        thief.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    return thief
+
+
+def test_signing_out_closes_the_sign_in_for_every_copy_of_the_cookie(app):
+    asha = make_user("asha", token=False)
+    browser = isolated_client(app)
+    _, token = login(browser, asha)
+    thief = copy_of(browser, app)
+    assert thief.get("/api/me").status_code == 200  # the copy works while signed in
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 302
+
+    assert thief.get("/api/me").status_code == 401
+    assert thief.get("/wallet").status_code == 302  # to the sign-in page
+    assert browser.get("/api/me").status_code == 401
+    # Signing in again opens a new sign-in; the old copy stays closed.
+    login(browser, asha)
+    assert browser.get("/api/me").status_code == 200
+    assert thief.get("/api/me").status_code == 401
+
+
+def test_signing_out_one_browser_leaves_the_others_signed_in(app):
+    asha = make_user("asha", token=False)
+    laptop, phone = isolated_client(app), isolated_client(app)
+    _, token = login(laptop, asha)
+    login(phone, asha)
+    laptop.post("/logout", data={"csrf_token": token})
+    assert (laptop.get("/api/me").status_code, phone.get("/api/me").status_code) == (401, 200)
+
+
+def test_signing_in_replaces_the_csrf_token(app):
+    asha = make_user("asha", token=False)
+    browser = isolated_client(app)
+    browser.get("/login")
+    before = csrf_of(browser)
+    _, after = login(browser, asha)
+    assert after != before
+    # A token seen before the sign-in (say, planted on a shared machine) no longer works.
+    stale = browser.post("/wallet/recharge", data={"amount": "100", "csrf_token": before})
+    assert stale.status_code == 400 and "CSRF token" in stale.get_data(as_text=True)
+    assert browser.get("/api/wallet").get_json()["balancePaise"] == 0
