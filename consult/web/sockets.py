@@ -23,6 +23,7 @@ from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import render
 from .common import services
+from .linger import LingeringCloseThread
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,13 @@ class _Reply:
 def init_app(app: Flask) -> None:
     from . import sock
 
+    # A close frame (1009 for a frame over the limit) must arrive however much the client
+    # is still sending: the connection's socket closes by lingering.
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        **app.config["SOCK_SERVER_OPTIONS"],
+        "thread_class": LingeringCloseThread,
+    }
+
     @app.before_request
     def guard_handshake():
         if request.path not in SOCKET_PATHS:
@@ -234,8 +242,11 @@ def _parse(raw):
 
     Besides syntax errors, that is text that is not UTF-8, nesting deep enough to exhaust
     the parser's recursion, and integers longer than Python will convert (a ValueError):
-    each would otherwise escape the handler and kill the socket.
+    each would otherwise escape the handler and kill the socket. Binary frames are refused
+    whatever they hold: the protocol is JSON text.
     """
+    if not isinstance(raw, str):
+        raise Invalid("Frames must be JSON text, not binary")
     try:
         frame = json.loads(raw)
     except (ValueError, RecursionError):

@@ -214,6 +214,11 @@ def test_bad_frames_are_refused_without_harm(server):
         error = ws.wait_for("error", timeout=5)
         assert error["data"]["message"], raw[:40]
         assert not ws.closed.is_set(), f"the socket died on {raw[:40]!r}"
+    # A binary frame is refused even when it holds a valid command: the protocol is text.
+    ws.ws.send_binary(json.dumps({"event": "endSession", "data": {"sessionId": sid}}).encode())
+    assert ws.wait_for("error", timeout=5)["data"]["message"] == (
+        "Frames must be JSON text, not binary"
+    )
     # Unharmed: the session still runs, both sockets still work, nothing was charged.
     state = user.get(f"/api/sessions/{sid}").json()
     assert state["status"] == "active"
@@ -221,12 +226,15 @@ def test_bad_frames_are_refused_without_harm(server):
     ws.send("billing:status", {})
     assert ws.wait_for("billing:status")["data"]["sessionId"] == sid
 
-    # Over 64 KiB closes with 1009, and only that socket.
-    program = user.socket()
+    # Over 64 KiB closes with 1009, and only that socket; at any size (an 8 MiB frame is
+    # still being sent when the server gives up on it: without lingering, a reset), the
+    # close frame arrives.
+    program, big = user.socket(), user.socket()
     program.send_raw("x" * (KIB_64 + 1))
+    big.send_raw("x" * (8 * 1024 * 1024))
     page = PlainBrowser(server).sign_in(user.user["username"]).socket("/ws")
     page.send("x" * (KIB_64 + 1))
-    for victim in (program, page):
+    for victim in (program, big, page):
         assert victim.closed.wait(10)
         assert victim.close_code == 1009
     ws.send("billing:status", {})
