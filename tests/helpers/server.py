@@ -291,6 +291,18 @@ def start_session(user: Api, astrologer: Api, present: bool = True) -> dict:
     return r.json()
 
 
+def ended_session(user: Api, astrologer: Api, seconds: float = 3) -> dict:
+    """A session with a few billed seconds, ended by its user through the API: returns the
+    ended session object."""
+    session = start_session(user, astrologer)
+    wait_until(
+        lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= seconds,
+        message=f"{seconds} s billed",
+    )
+    assert user.post("/api/sessions/end").status_code == 200
+    return user.get(f"/api/sessions/{session['id']}").json()
+
+
 _CREATE_ASTROLOGERS = """
 import sys
 
