@@ -73,7 +73,7 @@ def alice(app):
 
 @pytest.fixture
 def asha(app):
-    """Another user with ₹1,000 (the pages' and the second wave's)."""
+    """Another user with ₹1,000."""
     return make_user("asha", balance=100_000)
 
 
