@@ -7,8 +7,16 @@ import shutil
 import pytest
 
 from helpers import require
+from helpers.browser import operator
 from helpers.databases import database
-from helpers.server import FAST, Server, close_presence
+from helpers.server import FAST, Astrologers, Server, close_presence
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "astrologers(count, rate=..., names=...): the batch of the `astrologers` fixture",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +51,23 @@ def fresh_server(backend, tmp_path, request):
         yield start
         for srv in servers:
             srv.stop(kill=True)
+
+
+@pytest.fixture(scope="module")
+def astrologers(server, request):
+    """The module's batch of astrologers made ahead with the operator CLI (`take()` hands
+    out a fresh one); its size, rate and display names are the module's `astrologers` mark."""
+    mark = request.node.get_closest_marker("astrologers")
+    assert mark, "mark the module with pytest.mark.astrologers(count, rate=..., names=...)"
+    batch = Astrologers(server, *mark.args, **mark.kwargs).wait()
+    yield batch
+    batch.close()
+
+
+@pytest.fixture(scope="module")
+def admin(server):
+    """An operator, made with the operator CLI as the README says, signed in over the API."""
+    return operator(server)
 
 
 @pytest.fixture(scope="session")

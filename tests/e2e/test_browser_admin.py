@@ -9,44 +9,19 @@ both parties' pages are open. Each page is checked with axe (nothing serious) an
 import re
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import expect
 
 from consult.money import rupees
-from helpers.browser import (
-    PHONE,
-    fits_the_width,
-    make_user,
-    open_as,
-    operator,
-    paise,
-    serious,
-    shot,
-)
-from helpers.server import Astrologers, ended_session, start_session, wait_until
-
-pytestmark = [pytest.mark.browser, pytest.mark.server]
+from helpers.browser import PHONE, checked, fits_the_width, make_user, open_as, paise, shot
+from helpers.server import ended_session, start_session, wait_until
 
 RATE = 6000  # ₹1.00 a second
 
-
-@pytest.fixture(scope="module")
-def astrologers(server):
-    batch = Astrologers(server, count=8, rate=RATE, names="Pandit Sharma {n}").wait()
-    yield batch
-    batch.close()
-
-
-@pytest.fixture(scope="module")
-def admin(server):
-    return operator(server)
-
-
-@pytest.fixture
-def contexts():
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.server,
+    pytest.mark.astrologers(8, rate=RATE, names="Pandit Sharma {n}"),
+]
 
 
 def typed(amount_paise: int) -> str:
@@ -74,8 +49,7 @@ def test_a_report_is_resolved_with_a_partial_refund_that_the_users_summary_shows
 
     page = open_as(browser, server, contexts, admin, "/admin/")
     expect(page.get_by_role("link", name=re.compile("Open reports"))).to_contain_text("1")
-    assert serious(page, server) == []
-    shot(page, "admin-index")
+    checked(page, server, "admin-index")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
     expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
     card = page.locator(f"#report-{report_id}")
@@ -85,8 +59,7 @@ def test_a_report_is_resolved_with_a_partial_refund_that_the_users_summary_shows
     expect(card).to_contain_text("Quality")
     expect(card).to_contain_text("did not answer my question")
     expect(card).to_contain_text(rupees(cost))
-    assert serious(page, server) == []
-    shot(page, "admin-reports")
+    checked(page, server, "admin-reports")
 
     # Refused: too many decimals, then more than the session cost. Nothing moves.
     card.get_by_label("Refund in rupees").fill("1.234")
@@ -97,8 +70,7 @@ def test_a_report_is_resolved_with_a_partial_refund_that_the_users_summary_shows
     card.get_by_label("Refund in rupees").fill(typed(cost + 1))
     card.get_by_role("button", name="Refund").click()
     expect(card.get_by_role("alert")).to_contain_text("cannot add up to more than its cost")
-    assert serious(page, server) == []
-    shot(page, "admin-reports-refused", full_page=False)
+    checked(page, server, "admin-reports-refused", full_page=False)
     assert user.get("/api/wallet").json()["balancePaise"] == wallet_before
     assert user.get(f"/api/sessions/{session['id']}/report").json()["status"] == "open"
 
@@ -140,7 +112,7 @@ def test_a_refund_from_the_session_page_counts_once_and_never_passes_the_cost(
     money = page.locator("#session-money")
     expect(money.locator("[data-field=cost]")).to_have_text(rupees(cost))
     expect(money.locator("[data-field=refunded]")).to_have_text(rupees(0))
-    assert serious(page, server) == []
+    checked(page, server)
 
     money.get_by_label("Amount in rupees").fill("1")
     money.get_by_label("Note").fill("Goodwill")
@@ -203,8 +175,7 @@ def test_ending_two_live_sessions_at_once_reaches_both_parties_open_pages(
     for session_id in sessions:
         expect(page.locator(f"#select-{session_id}")).to_be_checked()
     expect(page.locator(f"#select-{third}")).not_to_be_checked()
-    assert serious(page, server) == []
-    shot(page, "admin-live")
+    checked(page, server, "admin-live")
 
     page.get_by_role("button", name="End selected").click()
     results = page.get_by_role("status").filter(has_text="Just now")
@@ -228,7 +199,7 @@ def test_ending_two_live_sessions_at_once_reaches_both_parties_open_pages(
     expect(page.locator(f"#live-{third}")).to_be_visible()  # not selected: still live
     assert newcomer.post("/api/sessions/end").status_code == 200
     expect(page.locator(f"#live-{third}")).to_have_count(0)  # its end arrives over the socket
-    assert serious(page, server) == []
+    checked(page, server)
 
 
 def test_the_live_console_fits_a_phone(browser, server, astrologers, admin, contexts):
@@ -241,15 +212,11 @@ def test_the_live_console_fits_a_phone(browser, server, astrologers, admin, cont
     )
     expect(detail.get_by_role("heading", name="Live bill")).to_be_visible()
     expect(detail.get_by_role("button", name="End session")).to_be_visible()
-    assert fits_the_width(detail)
-    assert serious(detail, server) == []
-    shot(detail, "admin-session-live-375")
+    checked(detail, server, "admin-session-live-375", phone=True)
     page = open_as(browser, server, contexts, admin, "/admin/live", viewport=PHONE)
     expect(page.locator(f"#live-{session_id}")).to_be_visible()
     expect(page.get_by_role("button", name="End selected")).to_be_visible()
-    assert fits_the_width(page)
-    assert serious(page, server) == []
-    shot(page, "admin-live-375")
+    checked(page, server, "admin-live-375", phone=True)
     page.get_by_label(re.compile(f"Select session #{session_id},")).check()
     page.get_by_label("Note").fill("Cleaning up")
     page.get_by_role("button", name="End selected").click()
@@ -286,7 +253,7 @@ def test_the_live_console_filters_and_shows_a_pause_as_it_happens(
     page.get_by_label("Billing", exact=True).select_option("running")
     expect(row).to_have_count(0)
     expect(page.locator("#live-sessions")).to_contain_text("No live session matches the filter.")
-    assert serious(page, server) == []
+    checked(page, server)
 
     # Not back within the grace, the user's session ends by itself; the other is ended here.
     wait_until(

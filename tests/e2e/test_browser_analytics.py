@@ -23,7 +23,7 @@ from consult.billing import commission_paise
 from consult.clock import duration
 from consult.money import rupees
 from helpers import PASSWORD
-from helpers.browser import axe_violations, browser_for, make_user, shot, socket_open
+from helpers.browser import browser_for, checked, make_user, shot, socket_open
 from helpers.databases import database
 from helpers.server import FAST, Server, ended_session, token_for, unique
 
@@ -107,15 +107,6 @@ def history(backend, tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def server(history):
     return history[0]
-
-
-@pytest.fixture(scope="module")
-def admin(server):
-    """An operator, made with the operator CLI as the README says."""
-    username = unique("ops.")
-    result = server.cli("create-user", username, "--password", PASSWORD, "--role", "admin")
-    assert result.returncode == 0, result.stderr
-    return token_for(server, username)
 
 
 @pytest.fixture(scope="module")
@@ -316,10 +307,6 @@ def charts_drawn(page: Page) -> None:
         assert points and all(n > 0 for n in points), (canvas, points)
 
 
-def serious(page: Page, server) -> list[str]:
-    return axe_violations(page, server, impacts=("serious", "critical"))
-
-
 # ---------------------------------------------------------------- QA line 18
 
 
@@ -369,7 +356,7 @@ def test_per_day_the_charts_are_drawn_with_the_numbers_beside_them_and_download_
         pairs = dict(p.split(":") for p in line["endReasons"].split(";") if p)
         assert {k: int(v) for k, v in pairs.items()} == figures["reasons"]
 
-    assert serious(page, server) == []
+    checked(page, server)
     assert seen["errors"] == [] and violations(page) == []
     shot(page, "admin-analytics")
 
@@ -391,7 +378,7 @@ def test_per_astrologer_on_a_phone_the_page_fits_and_every_chart_is_drawn(
         assert volume[name] == want[name]["volume"], name
         assert money[name] == want[name]["money"], name
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    assert serious(page, server) == []
+    checked(page, server)
     assert seen["errors"] == [] and violations(page) == []
     shot(page, "admin-analytics-phone")
 
@@ -403,7 +390,7 @@ def test_a_bad_range_says_why_and_draws_nothing(browser, server, admin, contexts
     expect(page.get_by_role("alert")).to_contain_text("from must not be after to")
     assert page.locator("canvas").count() == 0
     assert page.evaluate("typeof window.Chart") == "undefined"
-    assert serious(page, server) == []
+    checked(page, server)
     # The one error is the page's own 400 answer, which the browser reports; nothing else.
     assert all("400" in e for e in seen["errors"]) and violations(page) == []
 

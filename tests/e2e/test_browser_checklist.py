@@ -25,6 +25,7 @@ from helpers.browser import (
     axe_violations,
     browser_for,
     make_user,
+    open_as,
     open_page,
     paise,
     seconds,
@@ -34,20 +35,13 @@ from helpers.browser import (
 from helpers.server import Api, Astrologers, Server, start_session, wait_until
 from helpers.sockets import delivered
 
-pytestmark = [pytest.mark.browser, pytest.mark.server]
-
 RATE = 6000  # ₹60.00 a minute: ₹1.00 a second, so every figure is easy to check by eye
 COMMISSION_PERCENT = 20  # the server's default PLATFORM_COMMISSION_PERCENT
 
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.astrologers(24, rate=RATE)]
+
 
 # ---------------------------------------------------------------- the cast
-
-
-@pytest.fixture(scope="module")
-def astrologers(server):
-    batch = Astrologers(server, count=24, rate=RATE).wait()
-    yield batch
-    batch.close()
 
 
 @dataclass
@@ -545,9 +539,7 @@ def test_reason_user_disconnected_seen_from_both_sides(browser, live, contexts):
     assert session["endReason"] == "user_disconnected"
 
     # On their return, the user finds the session ended, and why.
-    back = browser_for(browser, live.server, live.user)
-    contexts.append(back)
-    page = open_page(back, live.url)
+    page = open_as(browser, live.server, contexts, live.user, f"/sessions/{live.session_id}")
     banner = ended_banner(live.user_panel(page))
     expect(banner).to_contain_text("disconnected too long")
     expect(banner).to_contain_text(f"Charged {rupees(session['totalCostPaise'])}")
@@ -1035,9 +1027,7 @@ def test_low_balance_nudge_recharges_in_one_click_and_re_syncs_the_bill(
     batch.close()
     user = make_user(srv, 1500)  # ₹15.00: fifteen seconds
     session_id = start_session(user, astrologer)["id"]
-    context = browser_for(browser, srv, user)
-    contexts.append(context)
-    page = open_page(context, f"{srv.url}/sessions/{session_id}")
+    page = open_as(browser, srv, contexts, user, f"/sessions/{session_id}")
     panel = page.locator(f"#session-{session_id}")
     left = bill(panel).locator(".meter [data-field=left]")
 
@@ -1060,9 +1050,7 @@ def test_the_dashboard_shows_requests_and_sessions_live_without_reloading(
     browser, server, astrologers, contexts
 ):
     user, astrologer = make_user(server), astrologers.take()
-    context = browser_for(browser, server, astrologer)
-    contexts.append(context)
-    page = open_page(context, f"{server.url}/dashboard")
+    page = open_as(browser, server, contexts, astrologer, "/dashboard")
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     requests = page.get_by_role("region", name=re.compile("Incoming requests"))

@@ -7,14 +7,18 @@ counted in the tab's title. Plus the ratings on the dashboard, axe-core and a ph
 """
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from helpers.browser import axe_violations, browser_for, make_user, open_page, shot
+from helpers.browser import axe_violations, browser_for, make_user, open_as, open_page, shot
 from helpers.server import Api, Astrologers, Server, start_session, wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.server]
-
 RATE = 6000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.server,
+    pytest.mark.astrologers(6, rate=RATE, names="Tara Moon {n}"),
+]
 TITLE = "Dashboard · Consult"
 
 # Record every notification the page raises instead of showing it (the permission stays the
@@ -56,21 +60,6 @@ HIDE_THE_TAB = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def astrologers(server):
-    batch = Astrologers(server, count=6, rate=RATE, names="Tara Moon {n}").wait()
-    yield batch
-    batch.close()
-
-
-@pytest.fixture
-def contexts():
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
 def dashboard(browser: Browser, server: Server, astrologer: Api, contexts, **context_args) -> Page:
     context = browser_for(browser, server, astrologer, **context_args)
     context.add_init_script(RECORD_NOTIFICATIONS)
@@ -102,9 +91,7 @@ def test_busy_shows_on_the_user_s_list_at_once_and_a_request_rings_and_notifies(
     browser, server, astrologers, contexts
 ):
     user, astrologer = make_user(server), astrologers.take()
-    user_context = browser_for(browser, server, user)
-    contexts.append(user_context)
-    home = open_page(user_context, f"{server.url}/")
+    home = open_as(browser, server, contexts, user, "/")
     card = home.locator(f"#astrologer-{astrologer.id}")
     chat_now = card.get_by_role("button", name="Chat now")
     expect(chat_now).to_be_enabled()
@@ -291,9 +278,7 @@ def test_an_astrologer_at_their_chat_limit_shows_as_busy_at_once(
     desk(page).get_by_role("spinbutton", name="At most chats at once").fill("1")
     desk(page).get_by_role("button", name="Save").click()
     expect(saved_state(page)).to_contain_text("at most 1 at once")
-    other_context = browser_for(browser, server, other)
-    contexts.append(other_context)
-    card = open_page(other_context, f"{server.url}/").locator(f"#astrologer-{astrologer.id}")
+    card = open_as(browser, server, contexts, other, "/").locator(f"#astrologer-{astrologer.id}")
     expect(card.get_by_role("button", name="Chat now")).to_be_enabled()
     start_session(user, astrologer)
     expect(card).to_contain_text("Busy")

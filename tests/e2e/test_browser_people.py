@@ -13,33 +13,16 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers import PASSWORD
-from helpers.browser import (
-    PHONE,
-    fits_the_width,
-    make_user,
-    open_as,
-    operator,
-    paise,
-    serious,
-    shot,
-)
-from helpers.server import Astrologers, start_session, wait_until
-
-pytestmark = [pytest.mark.browser, pytest.mark.server]
+from helpers.browser import PHONE, checked, make_user, open_as, paise, shot
+from helpers.server import start_session, wait_until
 
 RATE = 6000  # ₹1.00 a second
 
-
-@pytest.fixture(scope="module")
-def astrologers(server):
-    batch = Astrologers(server, count=3, rate=RATE, names="Pandit Joshi {n}").wait()
-    yield batch
-    batch.close()
-
-
-@pytest.fixture(scope="module")
-def admin(server):
-    return operator(server)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.server,
+    pytest.mark.astrologers(3, rate=RATE, names="Pandit Joshi {n}"),
+]
 
 
 def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
@@ -63,15 +46,13 @@ def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     results = page.locator("#people-results")
     expect(results.get_by_role("link", name=user.name)).to_be_visible()
     expect(results).to_contain_text("1 person")
-    assert serious(page, server) == []
-    shot(page, "admin-people")
+    checked(page, server, "admin-people")
     results.get_by_role("link", name=user.name).click()
 
     expect(page.get_by_role("heading", name=re.compile(re.escape(user.name)))).to_be_visible()
     expect(page.get_by_role("link", name=f"#{session_id}")).to_be_visible()
     assert paise(page.locator("[data-field=balance]").inner_text()) == wallet
-    assert serious(page, server) == []
-    shot(page, "admin-person")
+    checked(page, server, "admin-person")
 
     access = page.locator("#person-access")
     access.get_by_role("button", name="Suspend account").click()  # no note: the browser asks
@@ -123,13 +104,11 @@ def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     expect(row).to_have_count(1)
     expect(row).to_contain_text("admin_ended")
     expect(row).to_contain_text("account suspended: Abusive messages")
-    assert serious(page, server) == []
-    shot(page, "admin-audit")
+    checked(page, server, "admin-audit")
     row.get_by_role("link", name=re.compile(r"Transfer #\d+")).click()
     expect(page.get_by_role("heading", name=re.compile(r"Transfer #\d+"))).to_be_visible()
     assert paise(page.locator("[data-field=amount]").inner_text()) == ended["totalCostPaise"]
-    assert serious(page, server) == []
-    shot(page, "admin-transfer")
+    checked(page, server, "admin-transfer")
 
     # The user's own events, with the suspension, as the person page links them.
     page.goto(server.url + f"/admin/audit?user={user.name}")
@@ -148,7 +127,7 @@ def test_an_astrologers_profile_is_set_in_rupees_and_shows_on_their_card(
     form.get_by_label("Rate in rupees a minute").fill("75.555")
     form.get_by_role("button", name="Save profile").click()
     expect(form.get_by_role("alert")).to_contain_text("at most two decimals")
-    assert serious(page, server) == []
+    checked(page, server)
     form.get_by_label("Rate in rupees a minute").fill("75.50")
     form.get_by_label("Speciality").fill("Careers and Vedic charts")
     form.get_by_label(re.compile("^Bio")).fill("Twenty years of reading charts for careers.")
@@ -178,9 +157,6 @@ def test_the_people_and_audit_pages_fit_a_phone(browser, server, astrologers, ad
     ):
         page = open_as(browser, server, contexts, admin, path, viewport=PHONE)
         expect(page.locator("main h1")).to_be_visible()
-        assert fits_the_width(page), path
-        assert serious(page, server) == [], path
-        shot(page, name)
+        checked(page, server, name, phone=True)
     wide = open_as(browser, server, contexts, admin, f"/admin/people/{astrologer.id}")
-    assert serious(wide, server) == []
-    shot(wide, "admin-person-astrologer")
+    checked(wide, server, "admin-person-astrologer")

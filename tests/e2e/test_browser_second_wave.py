@@ -7,43 +7,14 @@ amounts on the page are checked against the server's figures (the JSON API).
 import re
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import expect
 
-from helpers.browser import axe_violations, browser_for, make_user, open_page, paise, shot
-from helpers.server import create_astrologer, start_session, wait_until
+from helpers.browser import checked, make_user, open_as, paise
+from helpers.server import create_astrologer, ended_session, start_session, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 RATE = 6000  # ₹1.00 a second
-
-
-@pytest.fixture
-def contexts():
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
-def serious(page, server) -> list[str]:
-    return axe_violations(page, server, impacts=("serious", "critical"))
-
-
-def open_as(browser, server, contexts, person, url):
-    context = browser_for(browser, server, person)
-    contexts.append(context)
-    return open_page(context, server.url + url)
-
-
-def ended_session(user, astrologer, seconds: float = 3) -> int:
-    """A session with a few billed seconds, ended by the user through the API."""
-    session = start_session(user, astrologer)
-    wait_until(
-        lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= seconds,
-        message=f"{seconds} s billed",
-    )
-    assert user.post("/api/sessions/end").status_code == 200
-    return session["id"]
 
 
 def test_a_spend_cap_set_on_the_card_and_lowered_mid_session_ends_it_on_both_sides(
@@ -68,7 +39,7 @@ def test_a_spend_cap_set_on_the_card_and_lowered_mid_session_ends_it_on_both_sid
     astro_bill = astro_page.locator(f"#session-{session_id}-billing")
     expect(astro_bill.locator("[data-field=ends-by]")).to_have_text("at the user's spend cap")
     expect(astro_bill.locator("[data-field=limit-note]")).to_contain_text("₹60.00")
-    assert serious(page, server) == []
+    checked(page, server)
 
     # Lower the cap to ₹8: both countdowns move at once, before any poll could.
     bill.get_by_label("Spend at most ₹").fill("8")
@@ -99,7 +70,7 @@ def test_the_summary_asks_for_a_rating_that_shows_on_the_card_and_can_change(
     """Line 13: stars and a comment on the summary; the card shows the average; a change
     within 24 hours replaces it."""
     user, astrologer = make_user(server, 50_000), create_astrologer(server, rate=RATE)
-    session_id = ended_session(user, astrologer)
+    session_id = ended_session(user, astrologer)["id"]
     page = open_as(browser, server, contexts, user, f"/sessions/{session_id}/summary")
     rating = page.locator(f"#session-{session_id}-rating")
     expect(rating).to_contain_text("How was your session")
@@ -108,8 +79,7 @@ def test_the_summary_asks_for_a_rating_that_shows_on_the_card_and_can_change(
     rating.get_by_role("button", name="Send rating").click()
     expect(rating).to_contain_text("your rating is saved")
     assert user.get(f"/api/sessions/{session_id}/rating").json()["stars"] == 4
-    assert serious(page, server) == []
-    shot(page, "summary-rating")
+    checked(page, server, "summary-rating")
 
     star(rating, 5).click()
     rating.get_by_role("button", name="Update rating").click()
@@ -132,12 +102,12 @@ def test_a_report_from_the_summary_is_resolved_and_both_parties_see_the_outcome(
     """Line 14 (the user's side; the admin's pages have their own tests): a report, its
     resolution with a refund, the outcome on both summaries and the wallet statement."""
     user, astrologer = make_user(server, 50_000), create_astrologer(server, rate=RATE)
-    session_id = ended_session(user, astrologer)
+    session_id = ended_session(user, astrologer)["id"]
     cost = user.get(f"/api/sessions/{session_id}").json()["totalCostPaise"]
     page = open_as(browser, server, contexts, user, f"/sessions/{session_id}/summary")
     page.get_by_role("link", name="Report a problem with this session").click()
     expect(page.get_by_role("heading", name="Report a problem")).to_be_visible()
-    assert serious(page, server) == []
+    checked(page, server)
     page.get_by_label("What went wrong?").select_option("quality")
     page.get_by_label("Tell us more").fill("The answers did not fit my question")
     page.get_by_role("button", name="Send report").click()
@@ -194,4 +164,4 @@ def test_an_astrologer_who_walks_out_in_the_first_minute_costs_nothing(
     ended = user.get(f"/api/sessions/{session['id']}").json()
     assert ended["refundedPaise"] == ended["totalCostPaise"] > 0
     assert user.get("/api/wallet").json()["balancePaise"] == 50_000
-    assert serious(page, server) == []
+    checked(page, server)

@@ -72,6 +72,20 @@ def connect():
         ws.close()
 
 
+@pytest.fixture
+def in_session(server, connect, new_astrologer):
+    """`in_session(balance)`: a new user with `balance` paise and a fresh astrologer, both
+    connected (past the connect-time session:state), in a session just started; returns
+    (user, astrologer, user_ws, astro_ws, session)."""
+
+    def start(balance: int = 10_000):
+        user, astrologer = register_user(server, balance), new_astrologer()
+        user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
+        return user, astrologer, user_ws, astro_ws, start_session(user, astrologer)
+
+    return start
+
+
 def grace_of(server: Server) -> float:
     return float(server.settings["DISCONNECT_GRACE_SECONDS"])
 
@@ -318,12 +332,8 @@ def test_user_end_reaches_both_parties_once(server, connect, new_astrologer):
     assert user_ws.count("session:ended-by-user") == 0
 
 
-def test_astrologer_end_reaches_both_parties_once_without_ended_by_user(
-    server, connect, new_astrologer
-):
-    user, astrologer = register_user(server, 10_000), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+def test_astrologer_end_reaches_both_parties_once_without_ended_by_user(server, in_session):
+    user, astrologer, user_ws, astro_ws, session = in_session()
 
     result = answer(astro_ws, "endSession", {}, requestId="a-1")
     assert result["event"] == "endSession:result" and result["requestId"] == "a-1"
@@ -352,14 +362,10 @@ def test_astrologer_end_reaches_both_parties_once_without_ended_by_user(
     )
 
 
-def test_balance_running_out_ends_both_sockets_with_insufficient_balance(
-    server, connect, new_astrologer
-):
+def test_balance_running_out_ends_both_sockets_with_insufficient_balance(server, in_session):
     balance = 250  # at RATE this funds 2 whole seconds, which cost 203 paise
     funded = balance * 60 // RATE
-    user, astrologer = register_user(server, balance), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+    user, astrologer, user_ws, astro_ws, session = in_session(balance)
 
     for ws in (user_ws, astro_ws):
         ended = ended_once(server, ws, session["id"], "insufficient_balance", timeout=funded + 5)
@@ -450,12 +456,10 @@ def test_a_vanished_party_ends_the_session_after_the_grace_billed_up_to_the_drop
 
 
 def test_user_reconnecting_within_the_grace_keeps_the_session_and_resumes_billing(
-    server, connect, new_astrologer
+    server, connect, in_session
 ):
     grace = grace_of(server)
-    user, astrologer = register_user(server, 10_000), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+    user, astrologer, user_ws, astro_ws, session = in_session()
 
     user_ws.drop()
     wait_until(
@@ -536,11 +540,9 @@ def test_direct_replies_echo_the_request_id_and_carry_none_when_none_was_sent(
 # ---------------------------------------------------------------- billing:status
 
 
-def test_billing_status_over_the_socket_has_the_api_fields(server, connect, new_astrologer):
+def test_billing_status_over_the_socket_has_the_api_fields(in_session):
     balance = 10_000
-    user, astrologer = register_user(server, balance), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+    user, astrologer, user_ws, astro_ws, session = in_session(balance)
     wait_until(
         lambda: billing(user, session["id"])["elapsedSeconds"] >= 1,
         timeout=5,
@@ -599,10 +601,8 @@ def test_ending_or_chatting_in_someone_elses_session_answers_session_not_found(
 # ---------------------------------------------------------------- chat
 
 
-def test_chat_send_reaches_both_parties_as_chat_message(server, connect, new_astrologer):
-    user, astrologer = register_user(server, 10_000), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+def test_chat_send_reaches_both_parties_as_chat_message(in_session):
+    user, astrologer, user_ws, astro_ws, session = in_session()
 
     sent = []
     for sender, ws, text in (
@@ -630,10 +630,8 @@ def test_chat_send_reaches_both_parties_as_chat_message(server, connect, new_ast
     assert user.post("/api/sessions/end").status_code == 200
 
 
-def test_chat_send_refuses_over_2000_characters_and_after_the_end(server, connect, new_astrologer):
-    user, astrologer = register_user(server, 10_000), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+def test_chat_send_refuses_over_2000_characters_and_after_the_end(server, in_session):
+    user, astrologer, user_ws, astro_ws, session = in_session()
     messages = f"/api/sessions/{session['id']}/messages"
 
     for text in ("z" * 2001, "", "   "):
@@ -661,12 +659,8 @@ def test_chat_send_refuses_over_2000_characters_and_after_the_end(server, connec
 # ---------------------------------------------------------------- concurrency and tabs
 
 
-def test_twenty_concurrent_ends_settle_once_and_notify_each_party_once(
-    server, connect, new_astrologer
-):
-    user, astrologer = register_user(server, 10_000), new_astrologer()
-    user_ws, astro_ws = connected(connect(user)), connected(connect(astrologer))
-    session = start_session(user, astrologer)
+def test_twenty_concurrent_ends_settle_once_and_notify_each_party_once(server, in_session):
+    user, astrologer, user_ws, astro_ws, session = in_session()
     sid = session["id"]
     before = wallet(user)
 

@@ -127,3 +127,16 @@ def serious(page: Page, server: Server) -> list[str]:
 def fits_the_width(page: Page) -> bool:
     """Nothing scrolls sideways."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def checked(
+    page: Page, server: Server, name: str | None = None, *, phone=False, full_page=True
+) -> None:
+    """The page has no serious or critical axe violation (and, on a `phone`, nothing scrolls
+    sideways); then, given a `name`, its screenshot."""
+    if phone:
+        assert fits_the_width(page), f"{page.url} scrolls sideways"
+    violations = serious(page, server)
+    assert violations == [], violations
+    if name:
+        shot(page, name, full_page=full_page)

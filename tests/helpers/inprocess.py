@@ -17,6 +17,9 @@ from consult.db import db
 from consult.realtime import Event
 from helpers import PASSWORD
 
+# The in-process fixtures' astrologer's rate (conftest's `guru`): ₹60 a minute, a rupee a second.
+RATE = 6000
+
 
 class IsolatedClient(FlaskClient):
     """A test client whose every request runs in an app context of its own, as in production.
@@ -182,6 +185,17 @@ def end_as(person: Person, session_id: int, at: datetime) -> None:
     consultations.end_by_party(user_obj(person), session_id, at=at, hub=s.hub, policy=s.policy)
 
 
+def ended_session(
+    user: Person, astrologer: Person, seconds: int = 100, at: datetime | None = None
+) -> int:
+    """A session that billed `seconds` (a rupee a second at ₹60 a minute), ended by its user
+    5 seconds before `at` (default: now)."""
+    started = (at or utcnow()) - timedelta(seconds=seconds + 5)
+    session_id = live_session(user, astrologer, started_at=started)
+    end_as(user, session_id, started + timedelta(seconds=seconds))
+    return session_id
+
+
 def pair_with_session(state: str) -> tuple[Person, Person, int]:
     """A user (with ₹1,000) and an astrologer of their own, and a session between them
     that is "requested", "active" or "ended"."""
@@ -228,6 +242,13 @@ def listen(person: Person) -> Listener:
     listener = Listener(person.id)
     services().hub.attach(listener)
     return listener
+
+
+HX = {"HX-Request": "true"}  # the header htmx sends: the request wants a fragment
+
+
+def text_of(response) -> str:
+    return response.get_data(as_text=True)
 
 
 def csrf_of(client: FlaskClient) -> str:

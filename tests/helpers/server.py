@@ -291,8 +291,9 @@ def start_session(user: Api, astrologer: Api, present: bool = True) -> dict:
     return r.json()
 
 
-def ended_session(user: Api, astrologer: Api, seconds: int = 2) -> dict:
-    """A session with at least `seconds` billed, ended by its user: as its user sees it."""
+def ended_session(user: Api, astrologer: Api, seconds: float = 3) -> dict:
+    """A session with a few billed seconds, ended by its user through the API: returns the
+    ended session object."""
     session = start_session(user, astrologer)
     wait_until(
         lambda: user.get("/api/billing/status").json()["elapsedSeconds"] >= seconds,

@@ -7,7 +7,9 @@ import pytest
 
 from helpers.databases import empty_postgres, in_process_app
 from helpers.inprocess import (
+    RATE,
     TEMPLATE_CACHE,
+    csrf_of,
     isolated_client,
     login,
     make_admin,
@@ -48,26 +50,46 @@ def client(app):
 
 
 @pytest.fixture
+def open_browser(app):
+    """Open a fresh browser: `open_browser(person)` signs in through the login form,
+    `open_browser()` only opens /login; either returns (client, CSRF token)."""
+
+    def open_as(person=None):
+        client = isolated_client(app)
+        if person is None:
+            client.get("/login")
+            return client, csrf_of(client)
+        _, token = login(client, person)
+        return client, token
+
+    return open_as
+
+
+@pytest.fixture
 def alice(app):
     """A user with ₹1,000."""
     return make_user("alice", balance=100_000)
 
 
 @pytest.fixture
+def asha(app):
+    """Another user with ₹1,000."""
+    return make_user("asha", balance=100_000)
+
+
+@pytest.fixture
 def guru(app):
     """An astrologer at ₹60 a minute (6000 paise: a rupee a second)."""
-    return make_astrologer("guru", rate=6000, name="Guru Dev")
+    return make_astrologer("guru", rate=RATE, name="Guru Dev")
 
 
 @pytest.fixture
 def boss(app):
-    """An admin."""
-    return make_admin("boss", token=False)
+    """An admin (with an API token: `boss.auth`)."""
+    return make_admin("boss")
 
 
 @pytest.fixture
-def admin(app, boss):
+def admin(open_browser, boss):
     """The boss's browser, signed in through the login form: (client, CSRF token)."""
-    client = isolated_client(app)
-    _, token = login(client, boss)
-    return client, token
+    return open_browser(boss)

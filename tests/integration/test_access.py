@@ -10,7 +10,6 @@ from consult.db import db
 from helpers import PASSWORD
 from helpers.inprocess import (
     csrf_of,
-    isolated_client,
     login,
     make_admin,
     make_astrologer,
@@ -154,20 +153,17 @@ def test_lists_and_the_active_session_show_a_session_only_to_its_parties(client,
         assert (active.status_code == 200 and active.get_json()["id"] == session_id) is mine
 
 
-def test_pages_answer_only_the_sessions_own_parties(app, outsiders):
-    browsers = {"anonymous": isolated_client(app)}
-    browsers["anonymous"].get("/login")
+def test_pages_answer_only_the_sessions_own_parties(open_browser, outsiders):
+    browsers = {"anonymous": open_browser()[0]}
     for actor in ("other_user", "other_astrologer", "admin"):
-        browsers[actor] = isolated_client(app)
-        login(browsers[actor], outsiders[actor])
+        browsers[actor] = open_browser(outsiders[actor])[0]
     for method, path, state, body, allowed in PAGE_MATRIX:
         pair = None
         for actor in refusals_first(allowed):
             if pair is None:
                 pair = pair_with_session(state)
                 for party, person in zip(("user", "astrologer"), pair[:2], strict=True):
-                    browsers[party] = isolated_client(app)
-                    login(browsers[party], person)
+                    browsers[party] = open_browser(person)[0]
             user, astrologer, session_id = pair
             browser = browsers[actor]
             before = footprint(session_id, user)

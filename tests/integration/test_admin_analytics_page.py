@@ -9,26 +9,15 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from consult import consultations, feedback
-from helpers.inprocess import (
-    isolated_client,
-    live_session,
-    login,
-    make_admin,
-    make_astrologer,
-    make_user,
-    services,
-    user_obj,
-)
+from helpers.analytics import analytics_world
+from helpers.inprocess import isolated_client
 
-DAY1 = datetime(2026, 11, 2, 10, tzinfo=UTC)
-DAY2 = DAY1 + timedelta(days=1)
 RANGE = "from=2026-11-01&to=2026-11-04"
 
 
@@ -79,36 +68,12 @@ class Page(HTMLParser):
 
 @pytest.fixture
 def world(app):
-    """Three ended sessions over two days with two astrologers, a refund and two ratings:
-    the figures the API's tests (tests/test_analytics.py) check, here in rupees."""
-    s = services()
-    guru = make_astrologer("guru", rate=6000, name="Guru Dev", token=False)
-    tara = make_astrologer("tara", rate=3000, name="Tara Moon", token=False)
-    admin = make_admin("boss", token=False)
-    asha, ravi, meera = (
-        make_user(n, balance=100_000, token=False) for n in ("asha", "ravi", "meera")
-    )
-
-    def ended(user, astrologer, start, seconds, reason="user_requested") -> int:
-        session_id = live_session(user, astrologer, started_at=start)
-        at = start + timedelta(seconds=seconds)
-        consultations.end_session(session_id, reason=reason, at=at, hub=s.hub, policy=s.policy)
-        return session_id
-
-    first = ended(asha, guru, DAY1, 100)  # ₹100, commission ₹20
-    ended(ravi, tara, DAY1 + timedelta(hours=1), 60)  # ₹30, commission ₹6
-    third = ended(meera, guru, DAY2, 50, reason="spend_cap")  # ₹50, commission ₹10
-    consultations.refunds.refund(user_obj(admin), first, 4_000, "goodwill", at=DAY2, hub=s.hub)
-    feedback.rate(user_obj(asha), first, 5, None, at=DAY2)
-    feedback.rate(user_obj(meera), third, 2, None, at=DAY2)
-    return {"admin": admin, "user": asha, "astrologer": guru}
+    return analytics_world()
 
 
 @pytest.fixture
-def admin_client(app, world):
-    client = isolated_client(app)
-    login(client, world["admin"])
-    return client
+def admin_client(open_browser, world):
+    return open_browser(world["admin"])[0]
 
 
 def page_of(client, query: str, status: int = 200) -> tuple[str, Page]:
@@ -240,10 +205,9 @@ def test_a_range_with_no_astrologer_sessions_says_so(admin_client):
     assert "<canvas" not in html and page.tables == {}
 
 
-def test_users_and_astrologers_get_404_and_strangers_the_sign_in(app, world):
-    for person in (world["user"], world["astrologer"]):
-        client = isolated_client(app)
-        login(client, person)
+def test_users_and_astrologers_get_404_and_strangers_the_sign_in(app, open_browser, world):
+    for person in (world["asha"], world["guru"]):
+        client, _ = open_browser(person)
         assert client.get(f"/admin/analytics?{RANGE}").status_code == 404
     r = isolated_client(app).get(f"/admin/analytics?{RANGE}")
     assert r.status_code == 302 and "/login" in r.headers["Location"]

@@ -18,39 +18,23 @@ from consult.clock import utcnow
 from consult.consultations import refunds
 from consult.db import db, write_transaction
 from helpers.inprocess import (
+    HX,
+    RATE,
     end_as,
+    ended_session,
     fresh,
     live_session,
     make_astrologer,
-    make_user,
     request_session,
     services,
+    text_of,
     user_obj,
 )
-
-HX = {"HX-Request": "true"}
-RATE = 6000
-
-
-@pytest.fixture
-def ravi(app):
-    return make_user("ravi", balance=100_000, token=False)
 
 
 @pytest.fixture
 def sage(app):
     return make_astrologer("sage", rate=RATE, name="Sage Rao", token=False)
-
-
-def text_of(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def ended(user, astrologer, seconds: int = 100, at: datetime | None = None) -> int:
-    start = (at or utcnow()) - timedelta(seconds=seconds + 5)
-    session_id = live_session(user, astrologer, started_at=start)
-    end_as(user, session_id, start + timedelta(seconds=seconds))
-    return session_id
 
 
 def refund(boss, session_id: int, amount: int, note: str = "Goodwill") -> None:
@@ -83,9 +67,9 @@ def all_events(**where) -> list[audit.SessionEvent]:
 # ---------------------------------------------------------------- filters
 
 
-def test_each_filter_finds_its_events_and_no_others(app, alice, ravi, guru, sage, admin, boss):
-    first = ended(alice, guru)
-    second = ended(ravi, sage)
+def test_each_filter_finds_its_events_and_no_others(app, alice, asha, guru, sage, admin, boss):
+    first = ended_session(alice, guru)
+    second = ended_session(asha, sage)
     refund(boss, second, 500)
     client, token = admin
     client.post(
@@ -111,7 +95,7 @@ def test_each_filter_finds_its_events_and_no_others(app, alice, ravi, guru, sage
     )
     assert found(user="boss") == {e.id for e in all_events(actor_id=boss.id)}
     assert found(astrologer="sage") == {e.id for e in all_events(consultation_id=second)}
-    assert found(user="ravi", astrologer="guru") == set()
+    assert found(user="asha", astrologer="guru") == set()
     assert found(kind="refunded") == {e.id for e in all_events(kind="refunded")}
     assert found(reason="user_requested") == {e.id for e in all_events(reason="user_requested")}
     assert found(request="req-rate-1") == {e.id for e in all_events(request_id="req-rate-1")}
@@ -121,8 +105,8 @@ def test_each_filter_finds_its_events_and_no_others(app, alice, ravi, guru, sage
 
 def test_a_time_range_includes_both_ends_to_the_minute(app, alice, guru, admin):
     long_ago = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
-    old = ended(alice, guru, seconds=30, at=long_ago)
-    recent = ended(alice, guru, seconds=30)
+    old = ended_session(alice, guru, seconds=30, at=long_ago)
+    recent = ended_session(alice, guru, seconds=30)
     old_ids = {e.id for e in all_events(consultation_id=old)}
     recent_ids = {e.id for e in all_events(consultation_id=recent)}
 
@@ -166,7 +150,7 @@ def test_pages_of_fifty_newest_first_with_no_event_twice(app, alice, guru, admin
 
 
 def test_money_events_link_to_their_transfers(app, alice, guru, admin, boss):
-    session_id = ended(alice, guru, seconds=100)  # ₹100.00
+    session_id = ended_session(alice, guru, seconds=100)  # ₹100.00
     refund(boss, session_id, 1_000)
     refund(boss, session_id, 2_000)
     fresh()
@@ -213,9 +197,9 @@ def test_a_session_that_billed_nothing_links_to_its_empty_settlement(app, alice,
 # ---------------------------------------------------------------- CSV
 
 
-def test_the_csv_holds_the_filtered_events_and_their_transfers(app, alice, ravi, guru, admin, boss):
-    first = ended(alice, guru)
-    ended(ravi, guru)
+def test_the_csv_holds_the_filtered_events_and_their_transfers(app, alice, asha, guru, admin, boss):
+    first = ended_session(alice, guru)
+    ended_session(asha, guru)
     refund(boss, first, 700, note='Sorry, "really", sorry')
     r = search(admin, user="alice", format="csv")
     assert r.status_code == 200
@@ -260,7 +244,7 @@ def test_the_csv_holds_the_filtered_events_and_their_transfers(app, alice, ravi,
     ],
 )
 def test_bad_filters_are_refused_in_place(app, alice, guru, admin, filters, says):
-    ended(alice, guru)
+    ended_session(alice, guru)
     r = search(admin, **filters)
     assert r.status_code == 400
     html = text_of(r)
@@ -282,7 +266,7 @@ def test_events_about_people_keep_the_books_check_and_the_trails_as_they_were(
 ):
     from helpers.books import assert_books_balance
 
-    session_id = ended(alice, guru)
+    session_id = ended_session(alice, guru)
     trail_before = [e.id for e in audit.trail(session_id)]
     client, token = admin
     client.post(f"/admin/people/{alice.id}/suspend", data={"note": "x", "csrf_token": token})

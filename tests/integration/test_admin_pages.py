@@ -18,46 +18,24 @@ from consult.errors import Invalid
 from consult.web.admin import refund_paise
 from helpers.books import assert_books_balance
 from helpers.inprocess import (
+    HX,
+    RATE,
     Listener,
     balance_of,
     end_as,
+    ended_session,
     fresh,
     isolated_client,
     listen,
     live_session,
-    login,
     make_astrologer,
     make_user,
     services,
     session_row,
     settlement_count,
+    text_of,
     user_obj,
 )
-
-HX = {"HX-Request": "true"}
-RATE = 6000  # ₹60.00 a minute: a rupee a second
-
-
-@pytest.fixture
-def asha(app):
-    return make_user("asha", balance=100_000, token=False)
-
-
-@pytest.fixture
-def guru(app):
-    return make_astrologer("guru", rate=RATE, name="Guru Dev", token=False)
-
-
-def text_of(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def ended_session(user, astrologer, seconds: int = 100) -> int:
-    """A session that billed `seconds` at a rupee a second, ended by its user."""
-    started = utcnow() - timedelta(seconds=seconds + 5)
-    session_id = live_session(user, astrologer, started_at=started)
-    end_as(user, session_id, started + timedelta(seconds=seconds))
-    return session_id
 
 
 def reported(user, session_id: int, text: str = "The answers were copied") -> int:
@@ -146,7 +124,7 @@ def admin_urls(app, session_id: int, report_id: int, person_id: int) -> list[tup
     return found
 
 
-def test_users_and_astrologers_get_404_on_every_admin_route(app, asha, guru, admin):
+def test_users_and_astrologers_get_404_on_every_admin_route(app, open_browser, asha, guru, admin):
     session_id = ended_session(asha, guru)
     report_id = reported(asha, session_id)
     live_id = live_session(make_user("ravi", balance=100_000, token=False), guru)
@@ -156,8 +134,7 @@ def test_users_and_astrologers_get_404_on_every_admin_route(app, asha, guru, adm
     before = books(asha)
     form = {"amount": "10", "note": "mine now", "decision": "refund", "session_id": str(live_id)}
     for person in (asha, guru):
-        client = isolated_client(app)
-        _, token = login(client, person)
+        client, token = open_browser(person)
         for method, url in urls:
             for headers in ({}, HX):
                 if method == "GET":

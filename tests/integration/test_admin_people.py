@@ -20,6 +20,8 @@ from consult.db import db
 from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.inprocess import (
+    HX,
+    RATE,
     add_money,
     balance_of,
     end_as,
@@ -27,23 +29,16 @@ from helpers.inprocess import (
     isolated_client,
     listen,
     live_session,
-    login,
     make_admin,
     make_astrologer,
     make_user,
     request_session,
     session_row,
     settlement_count,
+    text_of,
     user_obj,
     whoami,
 )
-
-HX = {"HX-Request": "true"}
-RATE = 6000  # ₹60.00 a minute: a rupee a second
-
-
-def text_of(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def person_row(person) -> User:
@@ -101,12 +96,6 @@ def restore(admin, person, note="Appeal accepted", htmx=True):
     return post(admin, f"/admin/people/{person.id}/restore", {"note": note}, htmx)
 
 
-def signed_in_browser(app, person):
-    client = isolated_client(app)
-    login(client, person)
-    return client
-
-
 def sign_in_form(app, person, password=PASSWORD):
     client = isolated_client(app)
     client.get("/login")
@@ -147,7 +136,9 @@ def test_the_route_list_names_every_people_and_audit_route(app):
 
 
 @pytest.mark.parametrize("role", ["user", "astrologer"])
-def test_users_and_astrologers_get_404_on_every_people_and_audit_route(app, alice, guru, role):
+def test_users_and_astrologers_get_404_on_every_people_and_audit_route(
+    open_browser, alice, guru, role
+):
     session_id = live_session(alice, guru, started_at=utcnow() - timedelta(seconds=30))
     end_as(alice, session_id, utcnow())
     fresh()
@@ -157,7 +148,7 @@ def test_users_and_astrologers_get_404_on_every_people_and_audit_route(app, alic
     victim = make_user("ravi", balance=50_000)
     live_id = live_session(victim, make_astrologer("sage", rate=RATE))
     before = everything()
-    client = signed_in_browser(app, alice if role == "user" else guru)
+    client = open_browser(alice if role == "user" else guru)[0]
     with client.session_transaction() as s:
         token = s["csrf_token"]
     form = {"rate": "1", "note": "mine now", "speciality": "x", "csrf_token": token}
@@ -415,10 +406,10 @@ def test_a_user_has_no_profile_to_set(app, alice, admin):
 
 
 def test_suspending_a_user_ends_their_live_session_once_and_signs_them_out_everywhere(
-    app, alice, guru, admin, boss
+    app, open_browser, alice, guru, admin, boss
 ):
     session_id = live_session(alice, guru, started_at=utcnow() - timedelta(seconds=40))
-    cookie = signed_in_browser(app, alice)
+    cookie = open_browser(alice)[0]
     assert whoami(cookie)[0] == 200
     wallet = balance_of(alice)
     settlements = settlement_count()
@@ -534,9 +525,9 @@ def test_a_suspended_users_waiting_request_is_cancelled(app, alice, guru, admin)
 
 
 def test_restoring_lets_them_sign_in_again_but_old_sign_ins_and_tokens_stay_void(
-    app, alice, guru, admin, boss
+    app, open_browser, alice, guru, admin, boss
 ):
-    old_cookie = signed_in_browser(app, alice)
+    old_cookie = open_browser(alice)[0]
     assert suspend(admin, alice).status_code == 204
     wallet = balance_of(alice)
     r = restore(admin, alice, note="Apologised")
@@ -574,7 +565,7 @@ def test_restoring_lets_them_sign_in_again_but_old_sign_ins_and_tokens_stay_void
     ],
 )
 def test_a_bad_suspend_or_restore_changes_nothing(
-    app, alice, guru, admin, action, note, status, says
+    open_browser, alice, guru, admin, action, note, status, says
 ):
     session_id = live_session(alice, guru)
     before = everything()
@@ -584,7 +575,7 @@ def test_a_bad_suspend_or_restore_changes_nothing(
     assert says in re.search(r'role="alert"[^>]*>([^<]*)<', text_of(r)).group(1)
     assert everything() == before
     assert session_row(session_id).status == "active"
-    assert whoami(signed_in_browser(app, alice))[0] == 200
+    assert whoami(open_browser(alice)[0])[0] == 200
 
 
 def test_suspending_twice_says_so_and_ends_nothing_more(app, alice, guru, admin):

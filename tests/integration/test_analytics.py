@@ -3,27 +3,15 @@
 import csv
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
-from consult import analytics, consultations, feedback
+from consult import analytics
 from consult.db import db
-from helpers.inprocess import (
-    isolated_client,
-    live_session,
-    login,
-    make_admin,
-    make_astrologer,
-    make_user,
-    services,
-    user_obj,
-)
-
-DAY1 = datetime(2026, 11, 2, 10, tzinfo=UTC)
-DAY2 = DAY1 + timedelta(days=1)
-RATE = 6000  # a rupee a second
+from helpers.analytics import analytics_world
+from helpers.inprocess import isolated_client, login, make_user
 
 
 @pytest.fixture
@@ -33,31 +21,7 @@ def client(app):
 
 @pytest.fixture
 def world(app):
-    """Three ended sessions over two days with two astrologers, a refund and two ratings."""
-    s = services()
-    guru = make_astrologer("guru", rate=RATE, name="Guru Dev")
-    tara = make_astrologer("tara", rate=3000, name="Tara Moon")
-    admin = make_admin("boss")
-    people = [make_user(name, balance=100_000) for name in ("asha", "ravi", "meera")]
-
-    def session(user, astrologer, start, seconds, reason=None):
-        session_id = live_session(user, astrologer, started_at=start)
-        end = start + timedelta(seconds=seconds)
-        if reason:
-            consultations.end_session(session_id, reason=reason, at=end, hub=s.hub, policy=s.policy)
-        else:
-            consultations.end_by_party(
-                user_obj(user), session_id, at=end, hub=s.hub, policy=s.policy
-            )
-        return session_id
-
-    first = session(people[0], guru, DAY1, 100)  # ₹100, commission ₹20
-    session(people[1], tara, DAY1 + timedelta(hours=1), 60)  # ₹30, commission ₹6
-    third = session(people[2], guru, DAY2, 50, reason="spend_cap")  # ₹50, commission ₹10
-    consultations.refunds.refund(user_obj(admin), first, 4_000, "goodwill", at=DAY2, hub=s.hub)
-    feedback.rate(user_obj(people[0]), first, 5, None, at=DAY2)
-    feedback.rate(user_obj(people[2]), third, 2, None, at=DAY2)
-    return {"admin": admin, "guru": guru, "tara": tara}
+    return analytics_world()
 
 
 def get(client, person, query):

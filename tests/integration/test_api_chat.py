@@ -6,7 +6,6 @@ from helpers.inprocess import (
     error_of,
     listen,
     live_session,
-    make_admin,
     make_user,
     request_session,
     session_row,
@@ -89,7 +88,7 @@ def test_messages_are_refused_once_the_session_is_over(client, alice, guru):
             assert response.get_json() == {"error": "Session has ended"}
 
 
-def test_strangers_and_admins_cannot_post_messages(client, alice, guru):
+def test_strangers_and_admins_cannot_post_messages(client, alice, guru, boss):
     session_id = live_session(alice, guru)
     bob = make_user("bob")
     response = client.post(
@@ -97,9 +96,8 @@ def test_strangers_and_admins_cannot_post_messages(client, alice, guru):
     )
     assert response.status_code == 404
     assert response.get_json() == NOT_FOUND
-    admin = make_admin("boss")
     response = client.post(
-        f"/api/sessions/{session_id}/messages", json={"text": "hi"}, headers=admin.auth
+        f"/api/sessions/{session_id}/messages", json={"text": "hi"}, headers=boss.auth
     )
     assert response.status_code in (403, 404)
     assert client.get(f"/api/sessions/{session_id}/messages", headers=alice.auth).get_json() == []

@@ -7,10 +7,10 @@ from consult.clock import utcnow
 from helpers.books import assert_books_balance
 from helpers.contract import END_FIELDS, NOT_FOUND, instant, whole_seconds
 from helpers.inprocess import (
+    RATE,
     balance_of,
     error_of,
     listen,
-    make_admin,
     make_astrologer,
     make_user,
     request_session,
@@ -18,9 +18,6 @@ from helpers.inprocess import (
     settlement_count,
     started_ago,
 )
-
-RATE = 6000  # guru's rate (conftest): ₹60 a minute, a rupee a second
-
 
 # ---------------------------------------------------------------- ending
 
@@ -204,10 +201,9 @@ def test_an_end_key_reused_for_another_request_answers_422(client, alice, guru):
     error_of(response)
 
 
-def test_admins_cannot_end_sessions(client, alice, guru):
+def test_admins_cannot_end_sessions(client, alice, guru, boss):
     session_id = started_ago(alice, guru, 5)
-    admin = make_admin("boss")
-    response = client.post(f"/api/sessions/{session_id}/end", headers=admin.auth)
+    response = client.post(f"/api/sessions/{session_id}/end", headers=boss.auth)
     assert response.status_code in (403, 404)
     assert session_row(session_id).status == "active"
 

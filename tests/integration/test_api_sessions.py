@@ -6,20 +6,17 @@ from datetime import timedelta
 from consult.clock import utcnow
 from helpers.contract import NOT_FOUND, SESSION_FIELDS, instant
 from helpers.inprocess import (
+    RATE,
     accept_session,
     add_money,
     balance_of,
     error_of,
     live_session,
-    make_admin,
     make_astrologer,
     make_user,
     request_session,
     session_row,
 )
-
-RATE = 6000  # guru's rate (conftest): ₹60 a minute, a rupee a second
-
 
 # ---------------------------------------------------------------- requesting
 
@@ -74,10 +71,9 @@ def test_requesting_an_unknown_astrologer_answers_404(client, alice):
     assert client.get("/api/sessions", headers=alice.auth).get_json() == []
 
 
-def test_astrologers_and_admins_cannot_request_sessions(client, guru):
+def test_astrologers_and_admins_cannot_request_sessions(client, guru, boss):
     other = make_astrologer("moon", rate=1000)
-    admin = make_admin("boss")
-    for caller in (guru, admin):
+    for caller in (guru, boss):
         response = client.post(
             "/api/sessions", json={"astrologerId": other.id}, headers=caller.auth
         )
@@ -230,11 +226,10 @@ def test_an_astrologer_with_several_gets_the_most_recently_accepted(client, alic
     assert response.get_json()["id"] == older_request
 
 
-def test_parties_and_admins_read_a_session_and_its_messages(client, alice, guru):
+def test_parties_and_admins_read_a_session_and_its_messages(client, alice, guru, boss):
     session_id = live_session(alice, guru)
     client.post(f"/api/sessions/{session_id}/messages", json={"text": "hello"}, headers=alice.auth)
-    admin = make_admin("boss")
-    for caller in (alice, guru, admin):
+    for caller in (alice, guru, boss):
         session = client.get(f"/api/sessions/{session_id}", headers=caller.auth)
         assert session.status_code == 200
         assert session.get_json()["id"] == session_id

@@ -2,22 +2,19 @@
 their idempotency keys."""
 
 from helpers.inprocess import (
+    RATE,
     add_money,
     balance_of,
     error_of,
     listen,
-    make_admin,
     make_astrologer,
     make_user,
     services,
 )
 
-RATE = 6000  # guru's rate (conftest): ₹60 a minute, a rupee a second
 
-
-def test_astrologers_are_listed_to_anyone_with_their_rates(client, alice, guru):
+def test_astrologers_are_listed_to_anyone_with_their_rates(client, alice, guru, boss):
     other = make_astrologer("moon", rate=3550, name="Moon Reader")
-    make_admin("boss")
     response = client.get("/api/astrologers")
     assert response.status_code == 200
     listed = response.get_json()

@@ -5,25 +5,18 @@ import json
 
 import pytest
 
-from helpers.inprocess import (
-    isolated_client,
-    live_session,
-    make_admin,
-    make_astrologer,
-    make_user,
-    session_row,
-)
+from helpers.inprocess import isolated_client, live_session, make_astrologer, make_user, session_row
 
 HUGE = 10**30
 BIGINT_PLUS_ONE = 2**63
 
 
 @pytest.fixture
-def world(app):
+def world(app, boss):
     user = make_user("asha", balance=100_000)
     astrologer = make_astrologer("guru")
     session_id = live_session(user, astrologer)
-    return {"user": user, "astrologer": astrologer, "admin": make_admin("boss"), "id": session_id}
+    return {"user": user, "astrologer": astrologer, "admin": boss, "id": session_id}
 
 
 def call(client, person, method, path, body=None):

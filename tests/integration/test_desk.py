@@ -9,31 +9,17 @@ import pytest
 from consult import availability, feedback
 from consult.clock import utcnow
 from helpers.inprocess import (
+    HX,
     csrf_of,
     end_as,
     isolated_client,
     listen,
     live_session,
-    login,
-    make_admin,
     request_session,
     user_obj,
 )
 
-HX = {"HX-Request": "true"}
 SAVE = "/dashboard/availability"
-
-
-@pytest.fixture
-def signed_in(app):
-    """`signed_in(person)`: a browser signed in as that person, and its CSRF token."""
-
-    def open_as(person):
-        client = isolated_client(app)
-        _, token = login(client, person)
-        return client, token
-
-    return open_as
 
 
 def setting(person) -> tuple[str, int | None]:
@@ -62,8 +48,8 @@ def rated_session(user, astrologer, stars: int, comment: str | None, minutes_ago
 # ---------------------------------------------------------------- the availability form
 
 
-def test_the_dashboard_offers_online_busy_offline_and_a_chat_limit(signed_in, guru):
-    client, _ = signed_in(guru)
+def test_the_dashboard_offers_online_busy_offline_and_a_chat_limit(open_browser, guru):
+    client, _ = open_browser(guru)
     page = text_of(client.get("/dashboard"))
     assert re.search(r"<fieldset[^>]*>\s*<legend>Your status</legend>", page)
     for status in availability.STATUSES:
@@ -73,8 +59,8 @@ def test_the_dashboard_offers_online_busy_offline_and_a_chat_limit(signed_in, gu
     assert 'data-availability="online"' in page and "with no limit" in page
 
 
-def test_an_htmx_save_sets_the_status_and_cap_and_answers_the_saved_state(signed_in, guru):
-    client, token = signed_in(guru)
+def test_an_htmx_save_sets_the_status_and_cap_and_answers_the_saved_state(open_browser, guru):
+    client, token = open_browser(guru)
     listener = listen(guru)
     response = client.post(
         SAVE,
@@ -89,8 +75,8 @@ def test_an_htmx_save_sets_the_status_and_cap_and_answers_the_saved_state(signed
     assert event["userId"] == guru.id and event["status"] == "busy" and event["maxSessions"] == 3
 
 
-def test_an_empty_limit_means_no_limit(signed_in, guru):
-    client, token = signed_in(guru)
+def test_an_empty_limit_means_no_limit(open_browser, guru):
+    client, token = open_browser(guru)
     headers = {**HX, "X-CSRF-Token": token}
     client.post(SAVE, data={"status": "online", "max_sessions": "2"}, headers=headers)
     assert setting(guru) == ("online", 2)
@@ -100,16 +86,16 @@ def test_an_empty_limit_means_no_limit(signed_in, guru):
     assert setting(guru) == ("online", None)
 
 
-def test_a_status_sent_without_the_limit_field_keeps_the_limit(signed_in, guru):
-    client, token = signed_in(guru)
+def test_a_status_sent_without_the_limit_field_keeps_the_limit(open_browser, guru):
+    client, token = open_browser(guru)
     headers = {**HX, "X-CSRF-Token": token}
     client.post(SAVE, data={"status": "online", "max_sessions": "4"}, headers=headers)
     client.post(SAVE, data={"status": "offline"}, headers=headers)
     assert setting(guru) == ("offline", 4)
 
 
-def test_without_javascript_the_form_saves_and_redirects_to_the_dashboard(signed_in, guru):
-    client, token = signed_in(guru)
+def test_without_javascript_the_form_saves_and_redirects_to_the_dashboard(open_browser, guru):
+    client, token = open_browser(guru)
     response = client.post(
         SAVE, data={"status": "offline", "max_sessions": "", "csrf_token": token}
     )
@@ -123,8 +109,8 @@ def test_without_javascript_the_form_saves_and_redirects_to_the_dashboard(signed
 
 
 @pytest.mark.parametrize("cap", ["0", "-1", "21", "2.5", "three", "1e3", "99999999999999999999"])
-def test_a_bad_limit_is_refused_as_a_toast_and_changes_nothing(signed_in, guru, cap):
-    client, token = signed_in(guru)
+def test_a_bad_limit_is_refused_as_a_toast_and_changes_nothing(open_browser, guru, cap):
+    client, token = open_browser(guru)
     listener = listen(guru)
     response = client.post(
         SAVE, data={"status": "busy", "max_sessions": cap}, headers={**HX, "X-CSRF-Token": token}
@@ -136,24 +122,24 @@ def test_a_bad_limit_is_refused_as_a_toast_and_changes_nothing(signed_in, guru, 
     assert settings_announced(listener) == []
 
 
-def test_a_bad_status_is_refused_with_the_error_page_without_javascript(signed_in, guru):
-    client, token = signed_in(guru)
+def test_a_bad_status_is_refused_with_the_error_page_without_javascript(open_browser, guru):
+    client, token = open_browser(guru)
     response = client.post(SAVE, data={"status": "asleep", "csrf_token": token})
     assert response.status_code == 400
     assert "status must be one of online, busy, offline" in text_of(response)
     assert setting(guru) == ("online", None)
 
 
-def test_saving_without_the_csrf_token_is_refused(signed_in, guru):
-    client, _ = signed_in(guru)
+def test_saving_without_the_csrf_token_is_refused(open_browser, guru):
+    client, _ = open_browser(guru)
     response = client.post(SAVE, data={"status": "busy"}, headers=HX)
     assert response.status_code == 400
     assert setting(guru) == ("online", None)
 
 
-def test_users_and_admins_cannot_set_an_availability(signed_in, guru, alice):
-    for person in (alice, make_admin("boss", token=False)):
-        client, token = signed_in(person)
+def test_users_and_admins_cannot_set_an_availability(open_browser, guru, alice, boss):
+    for person in (alice, boss):
+        client, token = open_browser(person)
         response = client.post(SAVE, data={"status": "busy", "csrf_token": token})
         assert response.status_code == 403, person.role
     assert setting(guru) == ("online", None)
@@ -168,8 +154,8 @@ def test_a_visitor_who_is_not_signed_in_is_sent_to_the_login_page(app, guru):
     assert setting(guru) == ("online", None)
 
 
-def test_a_busy_astrologer_cannot_be_requested(signed_in, guru, alice):
-    client, token = signed_in(guru)
+def test_a_busy_astrologer_cannot_be_requested(open_browser, guru, alice):
+    client, token = open_browser(guru)
     client.post(SAVE, data={"status": "busy", "csrf_token": token})
     response = isolated_client(client.application).post(
         "/api/sessions", json={"astrologerId": guru.id}, headers=alice.auth
@@ -181,17 +167,19 @@ def test_a_busy_astrologer_cannot_be_requested(signed_in, guru, alice):
 # ---------------------------------------------------------------- ratings on the dashboard
 
 
-def test_an_unrated_astrologer_reads_no_ratings_yet(signed_in, guru):
-    client, _ = signed_in(guru)
+def test_an_unrated_astrologer_reads_no_ratings_yet(open_browser, guru):
+    client, _ = open_browser(guru)
     page = text_of(client.get("/dashboard"))
     assert "Your rating" in page and "No ratings yet" in page
 
 
-def test_the_dashboard_shows_the_average_the_count_and_the_recent_comments(signed_in, guru, alice):
+def test_the_dashboard_shows_the_average_the_count_and_the_recent_comments(
+    open_browser, guru, alice
+):
     rated_session(alice, guru, 5, "Spot on about the move <3", minutes_ago=30)
     rated_session(alice, guru, 4, None, minutes_ago=20)
     rated_session(alice, guru, 4, "Kind and clear.", minutes_ago=10)
-    client, _ = signed_in(guru)
+    client, _ = open_browser(guru)
     page = text_of(client.get("/dashboard"))
     assert re.search(r'class="big">4\.3</span>', page)  # (5 + 4 + 4) / 3, one decimal
     assert "from 3 ratings" in page
@@ -206,10 +194,10 @@ def test_the_dashboard_shows_the_average_the_count_and_the_recent_comments(signe
     assert "&lt;3" in client.get("/dashboard").get_data(as_text=True)  # escaped, not markup
 
 
-def test_the_tab_counts_requests_from_the_markup_the_socket_pushes(signed_in, guru, alice):
+def test_the_tab_counts_requests_from_the_markup_the_socket_pushes(open_browser, guru, alice):
     """dashboard.js reads one [data-request] per waiting request from the pushed list."""
     session_id = request_session(alice, guru)
-    client, _ = signed_in(guru)
+    client, _ = open_browser(guru)
     fragment = text_of(client.get("/dashboard", headers=HX))
     assert f'data-request="{session_id}" data-from="alice"' in fragment
     page = text_of(client.get("/dashboard"))

@@ -3,48 +3,23 @@
 import re
 from datetime import timedelta
 
-import pytest
-
 from consult.clock import utcnow
 from consult.money import rupees
 from helpers import PASSWORD
 from helpers.inprocess import (
+    HX,
     balance_of,
     csrf_of,
     end_as,
     field_text,
-    isolated_client,
     live_session,
-    login,
-    make_admin,
     make_astrologer,
     make_user,
     request_session,
     session_row,
     started_ago,
+    text_of,
 )
-
-HX = {"HX-Request": "true"}
-RATE = 6000  # guru's rate (conftest): ₹60.00 a minute
-
-
-@pytest.fixture
-def open_browser(app):
-    """Open a fresh browser: `open_browser(person)` signs in, returning (client, CSRF token)."""
-
-    def open_as(person=None):
-        client = isolated_client(app)
-        if person is None:
-            client.get("/login")
-            return client, csrf_of(client)
-        _, token = login(client, person)
-        return client, token
-
-    return open_as
-
-
-def text_of(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def compose_input(html: str, session_id: int) -> str:
@@ -65,9 +40,8 @@ def test_login_page_shows_the_form_with_a_csrf_token(open_browser):
     assert f'name="csrf_token" value="{csrf_of(client)}"' in html
 
 
-def test_each_role_lands_on_its_own_home_after_signing_in(open_browser, alice, guru):
-    admin = make_admin("boss", token=False)
-    for person, home in ((guru, "/dashboard"), (alice, "/"), (admin, "/admin/")):
+def test_each_role_lands_on_its_own_home_after_signing_in(open_browser, alice, guru, boss):
+    for person, home in ((guru, "/dashboard"), (alice, "/"), (boss, "/admin/")):
         client, _ = open_browser()
         response = client.post(
             "/login",
@@ -129,8 +103,8 @@ def test_home_lists_astrologers_with_their_rates(open_browser, alice, guru):
     html = text_of(anonymous.get("/"))
     for expected in ("Guru Dev", "₹60.00", "Moon Reader", "₹35.50", "Sign in to chat"):
         assert expected in html
-    signed_in, _ = open_browser(alice)
-    html = text_of(signed_in.get("/"))
+    open_browser, _ = open_browser(alice)
+    html = text_of(open_browser.get("/"))
     assert "Guru Dev" in html and "₹60.00" in html
     assert html.count("Chat now") == 2
 
@@ -444,14 +418,14 @@ def test_a_stranger_gets_404_for_someone_else_s_session(open_browser, alice, gur
     assert session_row(session_id).status == "active"
 
 
-def test_chat_text_is_escaped_in_the_page(open_browser, alice, guru):
+def test_chat_text_is_escaped_in_the_page(open_browser, alice, guru, admin):
     session_id = started_ago(alice, guru, 5)
     client, token = open_browser(alice)
     attack = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     client.post(
         f"/sessions/{session_id}/messages", data={"text": attack}, headers={"X-CSRF-Token": token}
     )
-    admin_client, _ = open_browser(make_admin("boss", token=False))
+    admin_client, _ = admin
     for html in (
         text_of(client.get(f"/sessions/{session_id}")),
         text_of(client.get(f"/sessions/{session_id}", headers=HX)),
@@ -510,11 +484,11 @@ def test_users_cannot_open_the_dashboard(open_browser, alice):
 # ---------------------------------------------------------------- admin
 
 
-def test_the_admin_audit_page_lists_the_end_with_its_reason(open_browser, alice, guru):
+def test_the_admin_audit_page_lists_the_end_with_its_reason(alice, guru, admin):
     at = utcnow() - timedelta(hours=1)
     session_id = live_session(alice, guru, started_at=at)
     end_as(alice, session_id, at + timedelta(seconds=90))
-    client, _ = open_browser(make_admin("boss", token=False))
+    client, _ = admin
     response = client.get("/admin/")
     assert response.status_code == 200
     html = text_of(response)

@@ -276,21 +276,17 @@ def test_the_status_check_alone_would_let_a_second_end_through(app, services_, m
     started = utcnow() - timedelta(minutes=2)
     session_id = _live(user, astrologer, services_, started)
     hub = FakeHub()
-    first = consultations.end_session(
-        session_id,
-        reason="user_requested",
-        at=started + timedelta(seconds=30),
-        hub=hub,
-        policy=services_.policy,
-    )
+
+    def end(reason: str, seconds: int):
+        """End the session for `reason`, `seconds` after it started."""
+        at = started + timedelta(seconds=seconds)
+        return consultations.end_session(
+            session_id, reason=reason, at=at, hub=hub, policy=services_.policy
+        )
+
+    first = end("user_requested", 30)
     reached = without_the_compare_and_set(monkeypatch)
-    second = consultations.end_session(
-        session_id,
-        reason="astrologer_ended",
-        at=started + timedelta(seconds=90),
-        hub=hub,
-        policy=services_.policy,
-    )
+    second = end("astrologer_ended", 90)
     assert reached["settlement attempted"] == 1
     assert second.already_ended is True
     assert second.consultation.total_cost_paise == first.consultation.total_cost_paise == 3000

@@ -18,27 +18,16 @@ from helpers.inprocess import (
     accept_session,
     add_money,
     balance_of,
+    ended_session,
     listen,
     live_session,
-    make_admin,
     make_user,
     services,
     session_row,
     user_obj,
 )
 
-RATE = 6000  # guru's rate (conftest): a rupee a second, so seconds and rupees read alike
 NOT_AVAILABLE = {"error": "Astrologer is not available"}
-
-
-@pytest.fixture
-def asha(app):
-    return make_user("asha", balance=100_000)
-
-
-@pytest.fixture
-def admin(app):
-    return make_admin("boss")
 
 
 @pytest.fixture
@@ -205,17 +194,10 @@ def test_a_change_of_limits_tells_both_parties(client, asha, guru):
 # ---------------------------------------------------------------- ratings
 
 
-def ended_session(user, astrologer, seconds=120):
-    started = utcnow() - timedelta(seconds=seconds)
-    session_id = live_session(user, astrologer, started_at=started)
-    end_at(user, session_id, started + timedelta(seconds=seconds))
-    return session_id
-
-
 def test_a_rating_shows_on_the_astrologers_card_and_can_change_for_a_day(
     client, asha, guru, monkeypatch
 ):
-    session_id = ended_session(asha, guru)
+    session_id = ended_session(asha, guru, seconds=120)
     path = f"/api/sessions/{session_id}/rating"
     r = put(client, asha, path, {"stars": 4, "comment": "Clear and kind"})
     assert r.status_code == 200
@@ -236,7 +218,7 @@ def test_a_rating_shows_on_the_astrologers_card_and_can_change_for_a_day(
 def test_ratings_average_to_one_decimal(client, guru):
     for stars, name in ((5, "ravi"), (4, "meera"), (4, "kabir")):
         person = make_user(name, balance=50_000)
-        session_id = ended_session(person, guru)
+        session_id = ended_session(person, guru, seconds=120)
         rated = put(client, person, f"/api/sessions/{session_id}/rating", {"stars": stars})
         assert rated.status_code == 200
     (card,) = [a for a in get(client, guru, "/api/astrologers").get_json() if a["id"] == guru.id]
@@ -256,7 +238,7 @@ def test_ratings_average_to_one_decimal(client, guru):
     ],
 )
 def test_a_bad_rating_is_refused(client, asha, guru, body, status):
-    session_id = ended_session(asha, guru)
+    session_id = ended_session(asha, guru, seconds=120)
     r = put(client, asha, f"/api/sessions/{session_id}/rating", body)
     assert r.status_code == status
     assert get(client, asha, f"/api/sessions/{session_id}/rating").status_code == 404
@@ -269,7 +251,7 @@ def test_only_the_user_rates_and_only_an_ended_session_with_billed_time(client, 
     end_at(asha, live, session_row(live).started_at)  # ended at once: nothing billed
     unbilled = put(client, asha, f"/api/sessions/{live}/rating", {"stars": 5})
     assert unbilled.status_code == 409
-    billed = ended_session(asha, guru)
+    billed = ended_session(asha, guru, seconds=120)
     assert put(client, guru, f"/api/sessions/{billed}/rating", {"stars": 5}).status_code == 403
     other = make_user("other")
     assert put(client, other, f"/api/sessions/{billed}/rating", {"stars": 1}).status_code == 404
@@ -278,7 +260,7 @@ def test_only_the_user_rates_and_only_an_ended_session_with_billed_time(client, 
 # ---------------------------------------------------------------- reports and refunds
 
 
-def test_a_report_is_resolved_with_a_refund_that_both_parties_see(client, asha, guru, admin):
+def test_a_report_is_resolved_with_a_refund_that_both_parties_see(client, asha, guru, boss):
     session_id = ended_session(asha, guru, seconds=100)  # ₹100
     r = post(
         client,
@@ -294,15 +276,15 @@ def test_a_report_is_resolved_with_a_refund_that_both_parties_see(client, asha, 
         client, asha, f"/api/sessions/{session_id}/report", {"category": "other", "text": "x"}
     )
     assert again.status_code == 409
-    queue = get(client, admin, "/api/admin/reports?status=open").get_json()
+    queue = get(client, boss, "/api/admin/reports?status=open").get_json()
     assert [q["id"] for q in queue] == [report["id"]]
     heard = listen(asha)
 
     resolve = f"/api/admin/reports/{report['id']}/resolve"
-    done = post(client, admin, resolve, {"refundPaise": 4_000, "note": "Half, and a bit"})
+    done = post(client, boss, resolve, {"refundPaise": 4_000, "note": "Half, and a bit"})
     assert done.status_code == 200
     assert (done.get_json()["status"], done.get_json()["refundPaise"]) == ("refunded", 4_000)
-    assert post(client, admin, resolve, {"refundPaise": 0, "note": "again"}).status_code == 409
+    assert post(client, boss, resolve, {"refundPaise": 0, "note": "again"}).status_code == 409
     assert balance_of(asha) == 100_000 - 10_000 + 4_000
     assert heard.named("session:refunded") == [
         {"sessionId": session_id, "refundedPaise": 4_000, "reason": "report"}
@@ -315,26 +297,22 @@ def test_a_report_is_resolved_with_a_refund_that_both_parties_see(client, asha, 
     assert_books_balance()
 
 
-def test_a_report_can_be_rejected_and_refunds_never_pass_the_cost(client, asha, guru, admin):
+def test_a_report_can_be_rejected_and_refunds_never_pass_the_cost(client, asha, guru, boss):
     session_id = ended_session(asha, guru, seconds=30)  # ₹30
     report = post(
         client, asha, f"/api/sessions/{session_id}/report", {"category": "billing", "text": "?"}
     ).get_json()
     resolve = f"/api/admin/reports/{report['id']}/resolve"
-    too_much = post(client, admin, resolve, {"refundPaise": 3_001, "note": "all and more"})
+    too_much = post(client, boss, resolve, {"refundPaise": 3_001, "note": "all and more"})
     assert too_much.status_code == 409
-    rejected = post(client, admin, resolve, {"refundPaise": 0, "note": "Billed correctly"})
+    rejected = post(client, boss, resolve, {"refundPaise": 0, "note": "Billed correctly"})
     assert rejected.get_json()["status"] == "rejected"
     assert balance_of(asha) == 100_000 - 3_000
     refund = f"/api/admin/sessions/{session_id}/refund"
-    assert (
-        post(client, admin, refund, {"amountPaise": 2_000, "note": "goodwill"}).status_code == 200
-    )
-    over = post(client, admin, refund, {"amountPaise": 1_001, "note": "more"})
+    assert post(client, boss, refund, {"amountPaise": 2_000, "note": "goodwill"}).status_code == 200
+    over = post(client, boss, refund, {"amountPaise": 1_001, "note": "more"})
     assert over.status_code == 409
-    assert (
-        post(client, admin, refund, {"amountPaise": 1_000, "note": "the rest"}).status_code == 200
-    )
+    assert post(client, boss, refund, {"amountPaise": 1_000, "note": "the rest"}).status_code == 200
     assert session_row(session_id).refunded_paise == 3_000
     assert balance_of(asha) == 100_000
     assert_books_balance()
@@ -350,7 +328,7 @@ def test_a_report_can_be_rejected_and_refunds_never_pass_the_cost(client, asha, 
     ],
 )
 def test_a_bad_report_is_refused(client, asha, guru, body):
-    session_id = ended_session(asha, guru)
+    session_id = ended_session(asha, guru, seconds=120)
     assert post(client, asha, f"/api/sessions/{session_id}/report", body).status_code == 400
     assert get(client, asha, f"/api/sessions/{session_id}/report").status_code == 404
 
@@ -366,17 +344,15 @@ def test_reports_only_after_the_end_and_within_seven_days(client, asha, guru, mo
     assert late.status_code == 409 and "7 days" in late.get_json()["error"]
 
 
-def test_an_admin_refund_honours_its_idempotency_key(client, asha, guru, admin):
+def test_an_admin_refund_honours_its_idempotency_key(client, asha, guru, boss):
     session_id = ended_session(asha, guru, seconds=60)
     path = f"/api/admin/sessions/{session_id}/refund"
     body = {"amountPaise": 1_500, "note": "sorry"}
-    first = post(client, admin, path, body, **{"Idempotency-Key": "refund-1"})
-    retry = post(client, admin, path, body, **{"Idempotency-Key": "refund-1"})
+    first = post(client, boss, path, body, **{"Idempotency-Key": "refund-1"})
+    retry = post(client, boss, path, body, **{"Idempotency-Key": "refund-1"})
     assert first.status_code == retry.status_code == 200
     assert retry.get_json()["refundedPaise"] == 1_500
-    misuse = post(
-        client, admin, path, {**body, "amountPaise": 1}, **{"Idempotency-Key": "refund-1"}
-    )
+    misuse = post(client, boss, path, {**body, "amountPaise": 1}, **{"Idempotency-Key": "refund-1"})
     assert misuse.status_code == 422
     assert balance_of(asha) == 100_000 - 6_000 + 1_500
 
@@ -392,15 +368,15 @@ def test_an_admin_refund_honours_its_idempotency_key(client, asha, guru, admin):
         {"amountPaise": 100},
     ],
 )
-def test_a_bad_refund_is_refused(client, asha, guru, admin, body):
-    session_id = ended_session(asha, guru)
-    r = post(client, admin, f"/api/admin/sessions/{session_id}/refund", body)
+def test_a_bad_refund_is_refused(client, asha, guru, boss, body):
+    session_id = ended_session(asha, guru, seconds=120)
+    r = post(client, boss, f"/api/admin/sessions/{session_id}/refund", body)
     assert r.status_code == 400
     assert session_row(session_id).refunded_paise == 0
 
 
 def test_admin_routes_refuse_everyone_else(client, asha, guru):
-    session_id = ended_session(asha, guru)
+    session_id = ended_session(asha, guru, seconds=120)
     for person in (asha, guru):
         for method, path in (
             ("get", "/api/admin/sessions"),
@@ -510,12 +486,12 @@ def test_only_astrologers_set_availability(client, asha):
 # ---------------------------------------------------------------- operators end sessions
 
 
-def test_an_admin_ends_sessions_in_bulk_each_settled_once(client, guru, admin):
+def test_an_admin_ends_sessions_in_bulk_each_settled_once(client, guru, boss):
     users = [make_user(name, 50_000) for name in ("one", "two")]
     ids = [live_session(u, guru, started_at=utcnow() - timedelta(seconds=30)) for u in users]
     heard = [listen(u) for u in users]
     r = post(
-        client, admin, "/api/admin/sessions/end", {"sessionIds": [*ids, 99999], "note": "abuse"}
+        client, boss, "/api/admin/sessions/end", {"sessionIds": [*ids, 99999], "note": "abuse"}
     )
     results = r.get_json()["results"]
     assert [(x["sessionId"], x["status"]) for x in results] == [
@@ -527,9 +503,9 @@ def test_an_admin_ends_sessions_in_bulk_each_settled_once(client, guru, admin):
     for listener, session_id in zip(heard, ids, strict=True):
         (ended,) = listener.named("consult:ended")
         assert (ended["sessionId"], ended["reason"]) == (session_id, "admin_ended")
-    again = post(client, admin, "/api/admin/sessions/end", {"sessionIds": ids, "note": "again"})
+    again = post(client, boss, "/api/admin/sessions/end", {"sessionIds": ids, "note": "again"})
     assert all(x["body"]["alreadyEnded"] for x in again.get_json()["results"])
-    listing = get(client, admin, "/api/admin/sessions?status=ended").get_json()
+    listing = get(client, boss, "/api/admin/sessions?status=ended").get_json()
     assert {s["id"] for s in listing} >= set(ids)
     assert_books_balance()
 
@@ -560,7 +536,7 @@ def test_the_summary_digests_the_chat(client, asha, guru):
 
 
 def test_nothing_here_reaches_the_database_for_a_stranger(client, asha, guru):
-    session_id = ended_session(asha, guru)
+    session_id = ended_session(asha, guru, seconds=120)
     stranger = make_user("nosy")
     assert get(client, stranger, f"/api/sessions/{session_id}/rating").status_code == 404
     assert get(client, stranger, f"/api/sessions/{session_id}/report").status_code == 404

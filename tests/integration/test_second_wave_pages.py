@@ -11,61 +11,24 @@ import pytest
 from consult import chat, consultations, feedback
 from consult.clock import utcnow
 from helpers.inprocess import (
+    HX,
     accept_session,
     end_as,
-    isolated_client,
+    ended_session,
     live_session,
-    login,
-    make_admin,
-    make_astrologer,
-    make_user,
     request_session,
     services,
     session_row,
+    text_of,
     user_obj,
 )
-
-HX = {"HX-Request": "true"}
-RATE = 6000  # a rupee a second
-
-
-@pytest.fixture
-def asha(app):
-    return make_user("asha", balance=100_000, token=False)
-
-
-@pytest.fixture
-def guru(app):
-    return make_astrologer("guru", rate=RATE, name="Guru Dev", token=False)
-
-
-@pytest.fixture
-def browser_of(app):
-    def open_as(person):
-        client = isolated_client(app)
-        _, token = login(client, person)
-        return client, token
-
-    return open_as
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def ended(user, astrologer, seconds=120) -> int:
-    started = utcnow() - timedelta(seconds=seconds)
-    session_id = live_session(user, astrologer, started_at=started)
-    end_as(user, session_id, started + timedelta(seconds=seconds))
-    return session_id
-
 
 # ---------------------------------------------------------------- limits
 
 
-def test_the_card_form_requests_with_limits_typed_in_rupees_and_minutes(browser_of, asha, guru):
-    client, token = browser_of(asha)
-    home = text(client.get("/"))
+def test_the_card_form_requests_with_limits_typed_in_rupees_and_minutes(open_browser, asha, guru):
+    client, token = open_browser(asha)
+    home = text_of(client.get("/"))
     assert 'name="max_minutes"' in home and 'name="max_spend_rupees"' in home
     r = client.post(
         "/sessions",
@@ -92,20 +55,22 @@ def test_the_card_form_requests_with_limits_typed_in_rupees_and_minutes(browser_
     ],
 )
 def test_a_bad_limit_on_the_card_is_refused_and_nothing_is_requested(
-    browser_of, asha, guru, fields, error
+    open_browser, asha, guru, fields, error
 ):
-    client, token = browser_of(asha)
+    client, token = open_browser(asha)
     r = client.post(
         "/sessions", data={"csrf_token": token, "astrologer_id": guru.id, **fields}, headers=HX
     )
-    assert r.status_code == 400 and error in text(r)
+    assert r.status_code == 400 and error in text_of(r)
     assert consultations.list_for(user_obj(asha)) == []
 
 
-def test_the_live_bill_changes_and_clears_the_limits_and_says_what_ends_it(browser_of, asha, guru):
+def test_the_live_bill_changes_and_clears_the_limits_and_says_what_ends_it(
+    open_browser, asha, guru
+):
     session_id = live_session(asha, guru)
-    client, token = browser_of(asha)
-    page = text(client.get(f"/sessions/{session_id}"))
+    client, token = open_browser(asha)
+    page = text_of(client.get(f"/sessions/{session_id}"))
     assert "when your balance runs out" in page and "Set a limit" in page
     r = client.post(
         f"/sessions/{session_id}/limits",
@@ -113,7 +78,7 @@ def test_the_live_bill_changes_and_clears_the_limits_and_says_what_ends_it(brows
         headers=HX,
     )
     assert r.status_code == 200
-    assert "at your time limit" in text(r) and 'value="3"' in text(r)
+    assert "at your time limit" in text_of(r) and 'value="3"' in text_of(r)
     assert (session_row(session_id).max_minutes, session_row(session_id).max_spend_paise) == (
         3,
         None,
@@ -125,7 +90,7 @@ def test_the_live_bill_changes_and_clears_the_limits_and_says_what_ends_it(brows
     assert session_row(session_id).max_minutes is None
 
 
-def test_the_astrologer_sees_the_limit_but_never_the_users_wallet(browser_of, asha, guru):
+def test_the_astrologer_sees_the_limit_but_never_the_users_wallet(open_browser, asha, guru):
     session_id = request_session(asha, guru)
     consultations.set_limits(
         user_obj(asha),
@@ -135,28 +100,28 @@ def test_the_astrologer_sees_the_limit_but_never_the_users_wallet(browser_of, as
         hub=services().hub,
     )
     accept_session(guru, session_id)
-    client, _ = browser_of(guru)
-    page = text(client.get(f"/sessions/{session_id}"))
+    client, _ = open_browser(guru)
+    page = text_of(client.get(f"/sessions/{session_id}"))
     assert "The user set a limit" in page and "₹300.00" in page
     assert "at the user&#39;s spend cap" in page or "at the user's spend cap" in page
     assert "data-wallet" not in page and "₹1,000.00" not in page
     assert 'name="max_minutes"' not in page  # only the user sets limits
 
 
-def test_the_astrologer_without_a_limit_sees_no_countdown(browser_of, asha, guru):
+def test_the_astrologer_without_a_limit_sees_no_countdown(open_browser, asha, guru):
     session_id = live_session(asha, guru)
-    client, _ = browser_of(guru)
-    page = text(client.get(f"/sessions/{session_id}/billing"))
+    client, _ = open_browser(guru)
+    page = text_of(client.get(f"/sessions/{session_id}/billing"))
     assert "Time left" not in page and "data-stop" not in page and "data-wallet" not in page
 
 
 # ---------------------------------------------------------------- the receipt
 
 
-def test_the_receipt_asks_for_a_rating_and_keeps_it(browser_of, asha, guru):
-    session_id = ended(asha, guru)
-    client, token = browser_of(asha)
-    summary = text(client.get(f"/sessions/{session_id}/summary"))
+def test_the_receipt_asks_for_a_rating_and_keeps_it(open_browser, asha, guru):
+    session_id = ended_session(asha, guru, seconds=120)
+    client, token = open_browser(asha)
+    summary = text_of(client.get(f"/sessions/{session_id}/summary"))
     assert "How was your session with Guru Dev?" in summary
     assert "Report a problem with this session" in summary
     r = client.post(
@@ -164,8 +129,8 @@ def test_the_receipt_asks_for_a_rating_and_keeps_it(browser_of, asha, guru):
         data={"csrf_token": token, "stars": "4", "comment": "Kind <b>and</b> clear"},
         headers=HX,
     )
-    assert r.status_code == 200 and "your rating is saved" in text(r)
-    assert "Kind &lt;b&gt;and&lt;/b&gt; clear" in text(r)
+    assert r.status_code == 200 and "your rating is saved" in text_of(r)
+    assert "Kind &lt;b&gt;and&lt;/b&gt; clear" in text_of(r)
     rating = feedback.rating_of(user_obj(asha), session_id)
     assert (rating.stars, rating.comment) == (4, "Kind <b>and</b> clear")
     bad = client.post(
@@ -175,48 +140,47 @@ def test_the_receipt_asks_for_a_rating_and_keeps_it(browser_of, asha, guru):
     assert feedback.rating_of(user_obj(asha), session_id).stars == 4
 
 
-def test_a_report_from_the_receipt_and_its_outcome_on_both_sides(browser_of, asha, guru):
-    session_id = ended(asha, guru, seconds=50)  # ₹50
-    client, token = browser_of(asha)
-    form = text(client.get(f"/sessions/{session_id}/report"))
+def test_a_report_from_the_receipt_and_its_outcome_on_both_sides(open_browser, asha, guru, boss):
+    session_id = ended_session(asha, guru, seconds=50)  # ₹50
+    client, token = open_browser(asha)
+    form = text_of(client.get(f"/sessions/{session_id}/report"))
     assert f"Session #{session_id} with Guru Dev" in form and "₹50.00" in form
     r = client.post(
         f"/sessions/{session_id}/report",
         data={"csrf_token": token, "category": "quality", "text": "Generic answers"},
     )
     assert r.status_code == 302
-    assert "Open: our team is looking into it." in text(
+    assert "Open: our team is looking into it." in text_of(
         client.get(f"/sessions/{session_id}/summary")
     )
     (report,) = feedback.reports("open")
-    admin = make_admin("boss", token=False)
     feedback.resolve(
-        user_obj(admin), report.id, 2_000, "Partly generic", at=utcnow(), hub=services().hub
+        user_obj(boss), report.id, 2_000, "Partly generic", at=utcnow(), hub=services().hub
     )
     for person in (asha, guru):
-        page = text(browser_of(person)[0].get(f"/sessions/{session_id}/summary"))
+        page = text_of(open_browser(person)[0].get(f"/sessions/{session_id}/summary"))
         assert "Resolved: ₹20.00 refunded to the wallet." in page
         assert "Partly generic" in page
-    wallet = text(client.get("/wallet"))
+    wallet = text_of(client.get("/wallet"))
     assert f"Refund for consultation #{session_id}" in wallet
 
 
-def test_only_the_user_reports_and_a_bad_report_changes_nothing(browser_of, asha, guru):
-    session_id = ended(asha, guru)
-    astrologer_client, _ = browser_of(guru)
+def test_only_the_user_reports_and_a_bad_report_changes_nothing(open_browser, asha, guru):
+    session_id = ended_session(asha, guru, seconds=120)
+    astrologer_client, _ = open_browser(guru)
     assert astrologer_client.get(f"/sessions/{session_id}/report").status_code == 403
-    client, token = browser_of(asha)
+    client, token = open_browser(asha)
     r = client.post(
         f"/sessions/{session_id}/report",
         data={"csrf_token": token, "category": "rude", "text": "x"},
         headers=HX,
     )
-    assert r.status_code == 400 and "category must be one of" in text(r)
+    assert r.status_code == 400 and "category must be one of" in text_of(r)
     assert feedback.reports() == []
 
 
 def test_the_receipt_of_a_make_good_says_why_nothing_was_charged(
-    browser_of, asha, guru, monkeypatch
+    open_browser, asha, guru, monkeypatch
 ):
     from dataclasses import replace
 
@@ -226,12 +190,12 @@ def test_the_receipt_of_a_make_good_says_why_nothing_was_charged(
     session_id = live_session(asha, guru, started_at=started)
     chat.post_message(user_obj(guru), session_id, "Namaste", at=started, hub=s.hub)
     end_as(guru, session_id, started + timedelta(seconds=30))
-    summary = text(browser_of(asha)[0].get(f"/sessions/{session_id}/summary"))
+    summary = text_of(open_browser(asha)[0].get(f"/sessions/{session_id}/summary"))
     assert "Nothing charged: ₹30.00 refunded." in summary
     assert "The astrologer left within the first minute, so this session is free." in summary
 
 
-def test_the_receipt_digests_the_chat(browser_of, asha, guru):
+def test_the_receipt_digests_the_chat(open_browser, asha, guru):
     started = utcnow() - timedelta(minutes=2)
     session_id = live_session(asha, guru, started_at=started)
     hub = services().hub
@@ -244,25 +208,25 @@ def test_the_receipt_digests_the_chat(browser_of, asha, guru):
         hub=hub,
     )
     end_as(asha, session_id, started + timedelta(minutes=1))
-    summary = text(browser_of(asha)[0].get(f"/sessions/{session_id}/summary"))
+    summary = text_of(open_browser(asha)[0].get(f"/sessions/{session_id}/summary"))
     assert "Summary of the chat" in summary
     assert '<dd data-field="first-question">Is marriage likely soon?</dd>' in summary
     assert '<span class="tag">marriage</span>' in summary
 
 
-def test_a_busy_astrologers_card_is_greyed_and_cannot_be_requested(browser_of, asha, guru):
+def test_a_busy_astrologers_card_is_greyed_and_cannot_be_requested(open_browser, asha, guru):
     from consult import availability
 
     availability.set_availability(
         user_obj(guru), "busy", None, change_cap=False, hub=services().hub
     )
-    client, token = browser_of(asha)
-    home = text(client.get("/"))
+    client, token = open_browser(asha)
+    home = text_of(client.get("/"))
     card = home[home.index(f'id="astrologer-{guru.id}"') :]
     card = card[: card.index("</li>")]
     assert "is-unavailable" in home and "Busy" in card and "disabled" in card
     r = client.post("/sessions", data={"csrf_token": token, "astrologer_id": guru.id}, headers=HX)
-    assert r.status_code == 409 and "Astrologer is not available" in text(r)
+    assert r.status_code == 409 and "Astrologer is not available" in text_of(r)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +238,7 @@ def test_a_busy_astrologers_card_is_greyed_and_cannot_be_requested(browser_of, a
     ],
 )
 def test_each_new_end_reason_has_its_own_words_for_both_parties(
-    browser_of, asha, guru, reason, user_words, astrologer_words
+    open_browser, asha, guru, reason, user_words, astrologer_words
 ):
     started = utcnow() - timedelta(seconds=30)
     session_id = live_session(asha, guru, started_at=started)
@@ -283,6 +247,6 @@ def test_each_new_end_reason_has_its_own_words_for_both_parties(
         session_id, reason=reason, at=started + timedelta(seconds=30), hub=s.hub, policy=s.policy
     )
     for person, words in ((asha, user_words), (guru, astrologer_words)):
-        page = text(browser_of(person)[0].get(f"/sessions/{session_id}"))
+        page = text_of(open_browser(person)[0].get(f"/sessions/{session_id}"))
         banner = page[page.index("data-ended-banner") :]
         assert words in banner.replace("&#39;", "'")
