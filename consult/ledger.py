@@ -89,6 +89,19 @@ class Move:
     target: int
     amount_paise: int
 
+    def reversed(self) -> "Move":
+        return Move(self.target, self.source, self.amount_paise)
+
+
+def consultation_moves(user_id: int, astrologer_id: int, amount: int, platform_share: int):
+    """A consultation's money leaving the user's wallet: the astrologer's share to their
+    earnings, the rest to the platform. A refund is the same split, reversed."""
+    wallet = account_id(USER_WALLET, user_id)
+    return [
+        Move(wallet, account_id(ASTROLOGER_EARNINGS, astrologer_id), amount - platform_share),
+        Move(wallet, account_id(PLATFORM_REVENUE), platform_share),
+    ]
+
 
 def open_account(kind: str, owner_id: int | None = None) -> Account:
     """Return the account of this kind and owner, creating it (in the caller's transaction)."""

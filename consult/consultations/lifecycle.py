@@ -88,16 +88,18 @@ def request_consultation(
 def _answer(
     actor: User,
     consultation_id,
-    *,
     role: str,
     status: str,
-    event: str,
     at: datetime,
     hub: Hub,
     request_id=None,
+    *,
+    event: str | None = None,
     also=None,
 ) -> Consultation:
-    """Move a waiting request to `status` for one of its parties, audit it, then publish."""
+    """Move a waiting request to `status` for one of its parties, audit it (as `event`,
+    by default the status's name), then publish."""
+    event = event or status
     consultation = get_for_party(consultation_id, actor)
     if consultation.party_role(actor.id) != role:
         raise NotFound(SESSION_NOT_FOUND)
@@ -134,12 +136,12 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
     consultation = _answer(
         astrologer,
         consultation_id,
-        role="astrologer",
-        status=ACTIVE,
+        "astrologer",
+        ACTIVE,
+        at,
+        hub,
+        request_id,
         event="accepted",
-        at=at,
-        hub=hub,
-        request_id=request_id,
         also=start_billing,
     )
     # A socket attached between the check and the commit found no active session to resume:
@@ -154,29 +156,13 @@ def accept(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request
 
 
 def decline(astrologer: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
-    return _answer(
-        astrologer,
-        consultation_id,
-        role="astrologer",
-        status=DECLINED,
-        event="declined",
-        at=at,
-        hub=hub,
-        request_id=request_id,
-    )
+    """The astrologer turns the request down; nothing is charged."""
+    return _answer(astrologer, consultation_id, "astrologer", DECLINED, at, hub, request_id)
 
 
 def cancel(user: User, consultation_id, *, at: datetime, hub: Hub, request_id=None):
-    return _answer(
-        user,
-        consultation_id,
-        role="user",
-        status=CANCELLED,
-        event="cancelled",
-        at=at,
-        hub=hub,
-        request_id=request_id,
-    )
+    """The user withdraws the request before an answer; nothing is charged."""
+    return _answer(user, consultation_id, "user", CANCELLED, at, hub, request_id)
 
 
 def expire_stale(*, now: datetime, hub: Hub, policy: Policy) -> list[int]:

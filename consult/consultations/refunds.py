@@ -65,17 +65,12 @@ def post_refund(
     if amount <= 0 or before + amount > cost:
         raise Conflict(TOO_MUCH)
     platform_share = (before + amount) * commission // cost - before * commission // cost
-    wallet = ledger.account_id(ledger.USER_WALLET, session.user_id)
+    moves = ledger.consultation_moves(
+        session.user_id, session.astrologer_id, amount, platform_share
+    )
     transfer_id = ledger.post_transfer(
         "refund",
-        [
-            ledger.Move(
-                ledger.account_id(ledger.ASTROLOGER_EARNINGS, session.astrologer_id),
-                wallet,
-                amount - platform_share,
-            ),
-            ledger.Move(ledger.account_id(ledger.PLATFORM_REVENUE), wallet, platform_share),
-        ],
+        [move.reversed() for move in moves],
         at=at,
         memo=f"Refund for consultation #{session.id}",
         refund_of_id=session.id,

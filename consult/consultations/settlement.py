@@ -224,14 +224,7 @@ def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutc
     commission = billing.commission_paise(cost, policy.commission_percent)
     ledger.post_transfer(
         "settlement",
-        [
-            ledger.Move(
-                wallet,
-                ledger.account_id(ledger.ASTROLOGER_EARNINGS, row.astrologer_id),
-                cost - commission,
-            ),
-            ledger.Move(wallet, ledger.account_id(ledger.PLATFORM_REVENUE), commission),
-        ],
+        ledger.consultation_moves(row.user_id, row.astrologer_id, cost, commission),
         at=at,
         memo=f"Consultation #{row.id} with {row.astrologer_name}",
         consultation_id=row.id,

@@ -191,31 +191,30 @@ def get_report(session_id):
     return jsonify(wire.report(feedback.report_of(current_user, session_id)))
 
 
-@bp.post("/sessions/<int:session_id>/accept")
-@api_auth("astrologer")
-def accept(session_id):
-    c = consultations.accept(
-        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+def _answer_view(answer):
+    """A view answering a waiting request with `answer` (accept, decline or cancel)."""
+
+    def view(session_id):
+        c = answer(
+            current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
+        )
+        return jsonify(wire.session(c))
+
+    return view
+
+
+# The astrologer accepts or declines a waiting request; its user cancels it.
+for _answer, _role in (
+    (consultations.accept, "astrologer"),
+    (consultations.decline, "astrologer"),
+    (consultations.cancel, "user"),
+):
+    bp.add_url_rule(
+        f"/sessions/<int:session_id>/{_answer.__name__}",
+        _answer.__name__,
+        api_auth(_role)(_answer_view(_answer)),
+        methods=["POST"],
     )
-    return jsonify(wire.session(c))
-
-
-@bp.post("/sessions/<int:session_id>/decline")
-@api_auth("astrologer")
-def decline(session_id):
-    c = consultations.decline(
-        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
-    )
-    return jsonify(wire.session(c))
-
-
-@bp.post("/sessions/<int:session_id>/cancel")
-@api_auth("user")
-def cancel(session_id):
-    c = consultations.cancel(
-        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
-    )
-    return jsonify(wire.session(c))
 
 
 @bp.get("/sessions")

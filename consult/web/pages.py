@@ -132,10 +132,16 @@ def limits(session_id):
         hub=services().hub,
         request_id=request_id(),
     )
-    if is_fragment_request():
-        panel = panel_for(current_user, _own(session_id))
-        return render_template("sessions/_billing.html", panel=panel)
-    return redirect(url_for("pages.session_page", session_id=session_id))
+    return _changed(session_id, "sessions/_billing.html")
+
+
+def _changed(session_id, fragment: str, *, with_wallet: bool = False):
+    """After a form on the session's page: htmx gets the part that changed (and the wallet,
+    where money moved); a browser without JavaScript, the page again."""
+    if not is_fragment_request():
+        return redirect(url_for("pages.session_page", session_id=session_id))
+    html = render_template(fragment, panel=panel_for(current_user, _own(session_id)))
+    return _with_wallet(html) if with_wallet else html
 
 
 @bp.get("/sessions")
@@ -185,10 +191,7 @@ def confirm_end(session_id):
 @login_required
 def end(session_id):
     end_as_caller(session_id, key=request.headers.get("Idempotency-Key"))
-    if is_fragment_request():
-        panel = panel_for(current_user, _own(session_id))
-        return _with_wallet(render_template("sessions/_panel.html", panel=panel))
-    return redirect(url_for("pages.session_page", session_id=session_id))
+    return _changed(session_id, "sessions/_panel.html", with_wallet=True)
 
 
 @bp.post("/sessions/<int:session_id>/cancel")
@@ -218,10 +221,7 @@ def post_message(session_id):
     chat.post_message(
         current_user, session_id, request.form.get("text"), at=utcnow(), hub=services().hub
     )
-    if is_fragment_request():
-        panel = panel_for(current_user, _own(session_id))
-        return render_template("chat/_compose.html", panel=panel)
-    return redirect(url_for("pages.session_page", session_id=session_id))
+    return _changed(session_id, "chat/_compose.html")
 
 
 @bp.get("/sessions/<int:session_id>/summary")
