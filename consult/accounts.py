@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import passwords
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Forbidden, Invalid
 
@@ -143,6 +144,8 @@ def validate_credentials(username, password) -> tuple[str, str]:
         )
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise Invalid(f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if (reason := passwords.weakness(password, username)) is not None:
+        raise Invalid(reason)
     return username, password
 
 

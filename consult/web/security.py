@@ -68,6 +68,10 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.endpoint != "static":
+            # Wallets, bills, chats and CSRF tokens: no browser or proxy keeps a copy (a
+            # shared computer's back button included). Static files cache as Flask says.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 

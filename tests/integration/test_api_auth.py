@@ -3,12 +3,16 @@ CSRF for a signed-in browser (API.md "Authentication")."""
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from consult import accounts
 from consult.clock import utcnow
+from consult.db import db
 from helpers import PASSWORD
 from helpers.contract import AUTH_REQUIRED
 from helpers.inprocess import (
     balance_of,
+    csrf_of,
     error_of,
     isolated_client,
     live_session,
@@ -68,6 +72,28 @@ def test_register_with_a_taken_username_answers_409(client, alice):
     # The first account keeps its password.
     token = client.post("/api/auth/token", json={"username": "alice", "password": PASSWORD})
     assert token.status_code == 200
+
+
+def test_sign_up_refuses_an_easy_password_with_the_reason_and_makes_no_account(client, app):
+    for password, reason in (
+        ("12345678", "That password is one of the most common; please choose another"),
+        (" " * 8, "Password cannot be only spaces"),
+        ("newbie-2026", "Password cannot contain the username"),
+    ):
+        r = client.post("/api/auth/register", json={"username": "newbie", "password": password})
+        assert (r.status_code, error_of(r)) == (400, reason)
+    db.session.rollback()
+    assert (
+        db.session.scalar(select(accounts.User).where(accounts.User.username == "newbie")) is None
+    )
+    # The page's sign-up form says the same.
+    page = client.get("/register")
+    assert page.status_code == 200
+    r = client.post(
+        "/register",
+        data={"username": "newbie", "password": "password1", "csrf_token": csrf_of(client)},
+    )
+    assert r.status_code == 400 and "one of the most common" in r.get_data(as_text=True)
 
 
 def test_register_with_invalid_input_answers_400(client):

@@ -45,6 +45,14 @@ def test_every_kind_of_answer_carries_a_strict_content_security_policy(app, clie
         assert response.headers.get("X-Content-Type-Options") == "nosniff"
 
 
+def test_money_pages_and_api_answers_are_never_stored_but_static_files_may_be(app, client):
+    user = make_user("nostore", balance=10_000)
+    login(client, user)
+    for path in ("/wallet", "/sessions", "/", "/api/wallet", "/api/me", "/login"):
+        assert client.get(path).headers.get("Cache-Control") == "no-store", path
+    assert "no-store" not in client.get("/static/app.js").headers.get("Cache-Control", "")
+
+
 def session_cookie(response) -> str:
     cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert cookies, "the sign-in set no session cookie"
