@@ -31,6 +31,11 @@ class SessionEvent(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     detail: Mapped[str | None] = mapped_column(String(200))
+    # Money events (an end, a refund): the key a client retried with, and the user's wallet
+    # either side of the movement, so the trail alone tells what a retry or a refund did.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    wallet_before_paise: Mapped[int | None]
+    wallet_after_paise: Mapped[int | None]
 
 
 @event.listens_for(SessionEvent, "before_update")
@@ -50,6 +55,8 @@ def record(
     request_id: str | None = None,
     detail: str | None = None,
     subject_id: int | None = None,
+    idempotency_key: str | None = None,
+    wallet: tuple[int, int] | None = None,
 ) -> None:
     """Append an event in the caller's transaction (one INSERT, no unit-of-work flush)."""
     db.session.execute(
@@ -63,6 +70,9 @@ def record(
             request_id=(request_id or None) and request_id[:64],
             at=at,
             detail=detail,
+            idempotency_key=idempotency_key,
+            wallet_before_paise=wallet and wallet[0],
+            wallet_after_paise=wallet and wallet[1],
         )
     )
 

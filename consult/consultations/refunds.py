@@ -55,8 +55,12 @@ def post_refund(
     reason,
     note=None,
     request_id=None,
+    idempotency_key=None,
+    wallet_before: int | None = None,
 ) -> int:
     """Refund `amount` of a settled session in the caller's transaction; returns the transfer id.
+
+    `wallet_before` is the user's balance now, when the caller knows it (the settlement does).
 
     `session` has the settled figures (`id`, `user_id`, `astrologer_id`, `total_cost_paise`,
     `refunded_paise` before this refund); `commission` is what the settlement paid the platform.
@@ -68,6 +72,8 @@ def post_refund(
     moves = ledger.consultation_moves(
         session.user_id, session.astrologer_id, amount, platform_share
     )
+    if wallet_before is None:
+        wallet_before = ledger.balance(ledger.account_id(ledger.USER_WALLET, session.user_id))
     transfer_id = ledger.post_transfer(
         "refund",
         [move.reversed() for move in moves],
@@ -84,6 +90,8 @@ def post_refund(
         cost_paise=amount,
         request_id=request_id,
         detail=note and note[:200],
+        idempotency_key=idempotency_key,
+        wallet=(wallet_before, wallet_before + amount),
     )
     return transfer_id
 
@@ -122,6 +130,7 @@ def refund(
             reason=reason,
             note=note,
             request_id=request_id,
+            idempotency_key=key,
         )
         idempotency.remember(admin.id, key, fingerprint, {"sessionId": consultation.id}, at)
     announce(consultation, amount, reason, hub)
@@ -129,7 +138,15 @@ def refund(
 
 
 def refund_in_transaction(
-    consultation: Consultation, amount: int, *, at, actor_id, reason, note, request_id=None
+    consultation: Consultation,
+    amount: int,
+    *,
+    at,
+    actor_id,
+    reason,
+    note,
+    request_id=None,
+    idempotency_key=None,
 ) -> None:
     """Refund a locked, settled consultation inside the caller's transaction."""
     if consultation.status != ENDED:
@@ -145,6 +162,7 @@ def refund_in_transaction(
         reason=reason,
         note=note,
         request_id=request_id,
+        idempotency_key=idempotency_key,
     )
     consultation.refunded_paise += amount
 

@@ -113,7 +113,9 @@ def end_session(
             elif row.status != ACTIVE:
                 raise Conflict(NOT_ACTIVE)
             else:
-                outcome = _settle(row, reason, at, policy, actor_id, request_id, note)
+                outcome = _settle(
+                    row, reason, at, policy, actor_id, request_id, note, idempotency_key
+                )
             if actor_id:  # a retry with this key replays this answer, whatever happens next
                 idempotency.remember(
                     actor_id,
@@ -170,7 +172,9 @@ class _LostRace(Exception):
     """The compare-and-set from active to ended found the consultation no longer active."""
 
 
-def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutcome:
+def _settle(
+    row, reason, at, policy, actor_id, request_id, note=None, idempotency_key=None
+) -> EndOutcome:
     """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
 
     Seven statements: the locked row (read by the caller), the locked wallet, the
@@ -238,6 +242,8 @@ def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutc
         cost_paise=cost,
         request_id=request_id,
         detail=f"billed {seconds}s, stopped at {iso(stop)}{f'; {note}' if note else ''}"[:200],
+        idempotency_key=idempotency_key,
+        wallet=(wallet_paise, wallet_paise - cost),
     )
     if refunded:  # the make-good: a refund of its own, in this same transaction
         refunds.post_refund(
@@ -248,6 +254,7 @@ def _settle(row, reason, at, policy, actor_id, request_id, note=None) -> EndOutc
             actor_id=None,
             reason=make_good,
             request_id=request_id,
+            wallet_before=wallet_paise - cost,
         )
         return EndOutcome(ended, already_ended=False, make_good=make_good)
     return EndOutcome(ended, already_ended=False)
