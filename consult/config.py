@@ -17,8 +17,16 @@ DEFAULTS = {
     "PLATFORM_COMMISSION_PERCENT": 20,
     "TOKEN_TTL_SECONDS": 30 * 24 * 3600,
     "SCHEDULER_INTERVAL_SECONDS": 0.5,
-    "LOGIN_ATTEMPTS_PER_WINDOW": 10,
+    "LOGIN_ATTEMPTS_PER_WINDOW": 10,  # failed sign-ins per address and username
     "LOGIN_WINDOW_SECONDS": 300,
+    # Rate limits (web/rate_limits.py), in Flask-Limiter's notation.
+    "SIGNUP_LIMIT": "20 per hour",  # per address
+    "RECHARGE_LIMIT": "60 per hour",  # per address
+    "SESSION_REQUEST_LIMIT": "30 per 10 minutes",  # per account
+    "MESSAGE_LIMIT": "120 per minute",  # per account, REST and socket together
+    "REPORT_LIMIT": "10 per hour",  # per account
+    "SOCKET_FRAMES_PER_SECOND": 20,  # per socket; ending a session is never refused
+    "SOCKETS_PER_USER": 20,  # open sockets per account and instance
     "ALLOWED_ORIGINS": "",  # comma-separated origins besides the app's own
     "TRUSTED_HOSTS": None,  # Host headers answered (a list); None answers any (development)
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -45,6 +53,16 @@ ENVIRONMENT = {
     "TOKEN_TTL_SECONDS": int,
     "SCHEDULER_INTERVAL_SECONDS": float,
     "ALLOWED_ORIGINS": str,
+    "LOGIN_ATTEMPTS_PER_WINDOW": int,
+    "LOGIN_WINDOW_SECONDS": int,
+    "SIGNUP_LIMIT": str,
+    "RECHARGE_LIMIT": str,
+    "SESSION_REQUEST_LIMIT": str,
+    "MESSAGE_LIMIT": str,
+    "REPORT_LIMIT": str,
+    "SOCKET_FRAMES_PER_SECOND": int,
+    "SOCKETS_PER_USER": int,
+    "RATELIMIT_STORAGE_URI": str,
     "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
 }

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helpers import PASSWORD  # noqa: E402  the tests' harness
+from helpers.databases import ROOMY_LIMITS  # noqa: E402
 from helpers.server import Api, Server  # noqa: E402
 
 
@@ -76,7 +77,8 @@ def main() -> None:
     started = time.perf_counter()
     names = seed(url, args.sessions, rate=2000)
     print(f"seeded {args.sessions} user/astrologer pairs in {time.perf_counter() - started:.1f} s")
-    server = Server(url, {"SCHEDULER_INTERVAL_SECONDS": 0.5, "MIN_SESSION_SECONDS": 1}).start()
+    settings = {**ROOMY_LIMITS, "SCHEDULER_INTERVAL_SECONDS": 0.5, "MIN_SESSION_SECONDS": 1}
+    server = Server(url, settings).start()
     try:
         pairs = [(login(server, u), login(server, a)) for u, a in names]
         sockets = [(u.socket(), a.socket()) for u, a in pairs]

@@ -38,11 +38,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import requests  # noqa: E402
 
 from helpers import PASSWORD  # noqa: E402  the tests' harness
+from helpers.databases import ROOMY_LIMITS  # noqa: E402
 from helpers.server import Api, Server, unique  # noqa: E402
 from helpers.sockets import Socket  # noqa: E402
 
 # Fast clocks, as the tests use them, so every end reason happens within seconds.
 SETTINGS = {
+    **ROOMY_LIMITS,  # one address signs up, recharges and chats for a whole crowd
     "DISCONNECT_GRACE_SECONDS": 2,
     "REQUEST_TIMEOUT_SECONDS": 3,
     "LOW_BALANCE_WARNING_SECONDS": 2,

@@ -32,6 +32,7 @@ def init_app(app: Flask) -> None:
         errors,
         pages,
         people,
+        rate_limits,
         security,
         sockets,
     )
@@ -45,6 +46,7 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedInt
     security.init_app(app)
     errors.init_app(app)
+    rate_limits.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -8,8 +8,8 @@ from ..clock import utcnow
 from ..digest import digest
 from ..errors import Invalid, NotFound
 from ..numbers import is_id
+from . import rate_limits
 from .common import api_auth, csv_download, end_as_caller, json_body, request_id, services
-from .security import login_throttle
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -29,18 +29,17 @@ def _token_answer(user, status=200):
 
 
 @bp.post("/auth/token")
+@rate_limits.sign_in
 def token():
     body = json_body()
-    username, password = body.get("username"), body.get("password")
-    login_throttle().check(request.remote_addr, username)
-    user = accounts.authenticate(username, password)
+    user = accounts.authenticate(body.get("username"), body.get("password"))
     if user is None:
         return jsonify(error="Invalid username or password"), 401
-    login_throttle().reset(request.remote_addr, username)
     return _token_answer(user)
 
 
 @bp.post("/auth/register")
+@rate_limits.sign_up
 def register():
     body = json_body()
     user = accounts.create_user(
@@ -112,6 +111,7 @@ def get_wallet():
 
 
 @bp.post("/wallet/recharge")
+@rate_limits.recharge
 @api_auth("user")
 def recharge():
     body = json_body()
@@ -130,6 +130,7 @@ def recharge():
 
 @bp.post("/sessions")
 @api_auth("user")
+@rate_limits.per_account("session-request")
 def create_session():
     body = json_body()
     s = services()
@@ -177,6 +178,7 @@ def get_rating(session_id):
 
 @bp.post("/sessions/<int:session_id>/report")
 @api_auth()
+@rate_limits.per_account("report")
 def report(session_id):
     body = json_body()
     filed = feedback.report(
@@ -287,6 +289,7 @@ def list_messages(session_id):
 
 @bp.post("/sessions/<int:session_id>/messages")
 @api_auth("user", "astrologer")
+@rate_limits.per_account("message")
 def post_message(session_id):
     body = json_body()
     message = chat.post_message(

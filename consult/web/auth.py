@@ -9,11 +9,11 @@ from .. import accounts
 from ..clock import utcnow
 from ..errors import Conflict, Invalid
 from ..realtime import Event
+from . import rate_limits
 from .common import services
 from .security import (
     SIGNED_OUT,
     end_browser_session,
-    login_throttle,
     start_browser_session,
 )
 
@@ -41,19 +41,18 @@ def _safe_next(default: str) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@rate_limits.sign_in
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")
-        login_throttle().check(request.remote_addr, username)
         try:
             user = accounts.authenticate(username, request.form.get("password", ""))
         except accounts.Suspended as refused:  # the right password: say why (403)
             return render_template("auth/login.html", error=refused.message), 403
         if user is not None:
-            login_throttle().reset(request.remote_addr, username)
             login_user(user)
             start_browser_session(user)
             return redirect(_safe_next(home_for(user)))
@@ -62,6 +61,7 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@rate_limits.sign_up
 def register():
     error = None
     if request.method == "POST":

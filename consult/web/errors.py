@@ -13,7 +13,8 @@ from ..errors import (
     PaymentRequired,
 )
 from .common import is_fragment_request
-from .security import CsrfError, Throttled
+from .rate_limits import Throttled
+from .security import CsrfError
 
 STATUS = {
     NotFound: 404,

@@ -8,7 +8,7 @@ from ..billing import commission_paise
 from ..clock import utcnow
 from ..digest import digest
 from ..errors import Conflict, Forbidden, NotFound
-from . import forms
+from . import forms, rate_limits
 from .common import end_as_caller, is_fragment_request, request_id, services
 from .context import cards, dashboard_context, panel_for
 
@@ -69,6 +69,7 @@ def wallet_page():
 
 
 @bp.post("/wallet/recharge")
+@rate_limits.recharge
 @login_required
 def recharge():
     _role("user")
@@ -98,6 +99,7 @@ def recharge():
 
 @bp.post("/sessions")
 @login_required
+@rate_limits.per_account("session-request")
 def request_session():
     _role("user")
     try:
@@ -216,6 +218,7 @@ def answer(session_id, answer):
 
 @bp.post("/sessions/<int:session_id>/messages")
 @login_required
+@rate_limits.per_account("message")
 def post_message(session_id):
     """Send a message from the page (a browser with JavaScript sends it over the socket)."""
     chat.post_message(
@@ -273,6 +276,7 @@ def rate(session_id):
 
 @bp.route("/sessions/<int:session_id>/report", methods=["GET", "POST"])
 @login_required
+@rate_limits.per_account("report")
 def report(session_id):
     """Report a problem with an ended session: a form prefilled with the session."""
     consultation = _own(session_id)

@@ -4,9 +4,6 @@ import hashlib
 import hmac
 import io
 import secrets
-import threading
-import time
-from collections import deque
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_login import AnonymousUserMixin
@@ -24,12 +21,6 @@ SIGNED_OUT = "session:logout"  # a hub event: close the sockets of that browser'
 
 class CsrfError(DomainError):
     """A cookie-authenticated change arrived without this session's CSRF token."""
-
-
-class Throttled(DomainError):
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def init_app(app: Flask) -> None:
@@ -163,47 +154,3 @@ def origin_allowed() -> bool:
     own = f"{request.scheme}://{request.host}"
     allowed = {o.strip() for o in current_app.config["ALLOWED_ORIGINS"].split(",") if o.strip()}
     return origin == own or origin in allowed
-
-
-class LoginThrottle:
-    """At most `limit` sign-in attempts per (address, username) in a sliding window, and five
-    times that per address whatever the usernames. The username is counted in the one form
-    sign-in looks it up by, so " victim" and "VICTIM " are the same account (issue 13 F2)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._attempts: dict[tuple[str, str], deque] = {}
-
-    def check(self, address: str, username: str) -> None:
-        limit = current_app.config["LOGIN_ATTEMPTS_PER_WINDOW"]
-        window = current_app.config["LOGIN_WINDOW_SECONDS"]
-        now = time.monotonic()
-        buckets = ((_key(address, username), limit), ((address or "?", None), limit * 5))
-        with self._lock:
-            for key, most in buckets:
-                attempts = self._attempts.setdefault(key, deque())
-                while attempts and attempts[0] <= now - window:
-                    attempts.popleft()
-                if len(attempts) >= most:
-                    retry = int(attempts[0] + window - now) + 1
-                    raise Throttled("Too many sign-in attempts; try again later", retry)
-            for key, _ in buckets:
-                self._attempts[key].append(now)
-
-    def reset(self, address: str, username: str) -> None:
-        """A successful sign-in clears its (address, username) count, and does not count
-        against the address: many people may share one (a household, an office, a NAT)."""
-        with self._lock:
-            self._attempts.pop(_key(address, username), None)
-            shared = self._attempts.get((address or "?", None))
-            if shared:
-                shared.pop()
-
-
-def _key(address: str, username) -> tuple[str, str]:
-    return (address or "?", accounts.normal_username(username))
-
-
-def login_throttle() -> LoginThrottle:
-    """The app's throttle: one per app, so each app (and each test's) counts on its own."""
-    return current_app.extensions.setdefault("consult_login_throttle", LoginThrottle())

@@ -8,7 +8,9 @@ has its own send queue and writer, so one slow client never stalls a broadcast.
 import io
 import json
 import logging
-from collections import deque
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
 
 import gevent
 from flask import Flask, abort, current_app, g, request
@@ -21,7 +23,7 @@ from ..clock import utcnow
 from ..db import db
 from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
-from . import render
+from . import rate_limits, render
 from .common import services
 from .linger import LingeringCloseThread
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
@@ -32,7 +34,18 @@ SOCKET_PATHS = ("/ws", "/api/ws")
 # astrologer list, the live console's changes for admins alone.
 WATCHABLE = {"presence": ("user", "astrologer", "admin"), consultations.live.TOPIC: ("admin",)}
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
-_SIGN_OFF = object()  # queued for the writer: say goodbye, then close
+
+
+@dataclass(frozen=True)
+class _Goodbye:
+    """Queued for the writer: what was queued before still goes, then the socket closes."""
+
+    code: int
+    reason: str
+
+
+_SIGN_OFF = _Goodbye(1000, "Signed out")
+_TOO_FAST = _Goodbye(1008, "Too many frames")
 
 
 class SocketConnection:
@@ -60,6 +73,7 @@ class SocketConnection:
         self._queue: deque = deque()
         self._writer = None
         self._closed = False
+        self.frames = rate_limits.FrameBudget(app.config["SOCKET_FRAMES_PER_SECOND"])
 
     def deliver(self, event: Event) -> None:
         if event.name == SIGNED_OUT:  # never sent on: it only closes this browser's sockets
@@ -69,7 +83,7 @@ class SocketConnection:
                 self.browser_session is not None
                 and event.data.get("browserSession") == self.browser_session
             ):
-                self._enqueue(_SIGN_OFF)
+                self.close_after(_SIGN_OFF)
             return
         self._enqueue(event)
 
@@ -83,6 +97,10 @@ class SocketConnection:
         self._queue.append(item)
         if self._writer is None:
             self._writer = gevent.spawn(self._write)
+
+    def close_after(self, goodbye: _Goodbye) -> None:
+        """Close once what is queued has gone, with the goodbye's code and reason."""
+        self._enqueue(goodbye)
 
     def send(self, event: Event, request_id: str | None = None) -> None:
         """Answer the client directly, echoing its requestId when it sent one."""
@@ -100,10 +118,10 @@ class SocketConnection:
         try:
             while self._queue:
                 item = self._queue.popleft()
-                if item is _SIGN_OFF:  # nothing after the goodbye is sent
+                if isinstance(item, _Goodbye):  # nothing after the goodbye is sent
                     self._closed = True
                     self._queue.clear()
-                    self.ws.close(reason=1000, message="Signed out")
+                    self.ws.close(reason=item.code, message=item.reason)
                 else:
                     self._send(item)
         except ConnectionClosed:
@@ -164,6 +182,8 @@ def init_app(app: Flask) -> None:
             abort(403, "Origin not allowed")
         if not current_user.is_authenticated:
             abort(401, "Authentication required")
+        if _open_sockets(current_app)[current_user.id] >= current_app.config["SOCKETS_PER_USER"]:
+            abort(429, "Too many open connections")
         return None
 
     @sock.route("/api/ws")
@@ -192,6 +212,7 @@ def serve(ws, *, html: bool) -> None:
     if not html:
         connection.deliver(Event("session:state", _state(caller.id)))
     hub.attach(connection)
+    _open_sockets(app)[caller.id] += 1
     try:
         while True:
             raw = ws.receive()
@@ -202,8 +223,14 @@ def serve(ws, *, html: bool) -> None:
     except ConnectionClosed:
         pass
     finally:
+        _open_sockets(app)[caller.id] -= 1
         hub.detach(connection)
         connection.close()
+
+
+def _open_sockets(app: Flask) -> Counter:
+    """Open sockets per account on this instance (the cap is per instance)."""
+    return app.extensions.setdefault("consult_open_sockets", Counter())
 
 
 def _state(user_id: int):
@@ -217,6 +244,9 @@ def _state(user_id: int):
 def _handle(connection: SocketConnection, raw) -> None:
     request_id = None
     session_id = None
+    # Every frame counts against the socket's budget, junk included; past it, only
+    # `endSession` goes through: billing must always be able to stop.
+    over_budget = not connection.frames.take(time.monotonic())
     try:
         frame = _parse(raw)
         if not isinstance(frame, dict):
@@ -227,6 +257,8 @@ def _handle(connection: SocketConnection, raw) -> None:
             raise Invalid("requestId must be a string")
         name, data = _command(frame, connection.html)
         session_id = data.get("sessionId")
+        if over_budget and name != "endSession":
+            raise rate_limits.Throttled(connection.frames.message, 1)
         reply = _dispatch(connection.caller, name, data, request_id or g.get("request_id"))
         if reply is not None:
             connection.send(reply, request_id)
@@ -235,6 +267,8 @@ def _handle(connection: SocketConnection, raw) -> None:
         if isinstance(session_id, int):
             body["sessionId"] = session_id
         connection.send(Event("error", body), request_id)
+        if connection.frames.goes_on:  # twice the budget in a second: goodbye
+            connection.close_after(_TOO_FAST)
 
 
 def _parse(raw):
@@ -292,6 +326,7 @@ def _dispatch(caller: Caller, name, data: dict, request_id: str | None) -> Event
         bill = consultations.bill_for(viewer, data.get("sessionId"), at=utcnow())
         return Event("billing:status", wire.bill(bill, viewer_id=caller.id))
     if name == "chat:send":
+        rate_limits.spend("message", caller.id)
         chat.post_message(caller, data.get("sessionId"), data.get("text"), at=utcnow(), hub=s.hub)
         return None
     raise Invalid(f"Unknown event: {str(name)[:40]}")

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+import requests
 
 from helpers.books import ended_events_of, settlements_of
 from helpers.databases import postgres_schema
@@ -150,3 +151,17 @@ def test_killing_the_lease_holder_does_not_lose_a_pending_auto_end(cluster):
     ended = user.get(f"/api/sessions/{session['id']}").json()
     assert ended["status"] == "ended" and ended["endReason"] == "insufficient_balance"
     assert settlements_of(survivor, session["id"]) == ended_events_of(survivor, session["id"]) == 1
+
+
+def test_two_instances_on_one_redis_share_the_sign_in_limit(cluster):
+    """Failed sign-ins count in Redis: ten wrong passwords spread over two instances use up
+    the account's allowance on both (each alone would have allowed ten)."""
+    a, b = cluster
+    user = register_user(a)
+    wrong = {"username": user.user["username"], "password": "not-the-password"}
+    for n in range(10):
+        r = requests.post((a if n % 2 else b).url + "/api/auth/token", json=wrong, timeout=10)
+        assert r.status_code == 401, (n, r.text)
+    for srv in (a, b):
+        r = requests.post(srv.url + "/api/auth/token", json=wrong, timeout=10)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1

@@ -327,3 +327,44 @@ def test_an_htmx_socket_end_cannot_choose_a_reserved_reason(server):
     )
     assert ended["endReason"] == "user_requested"
     page.close()
+
+
+# ---------------------------------------------------------------- socket limits (issue 13 F10)
+
+
+def test_a_socket_past_its_frame_budget_is_answered_then_closed_and_can_still_end(fresh_server):
+    server = fresh_server(
+        SOCKET_FRAMES_PER_SECOND=5, SOCKETS_PER_USER=2, MESSAGE_LIMIT="4 per minute"
+    )
+    user = make_account(server, "user", balance=10_000)
+    astrologer = make_account(server, "astrologer")
+    sid = start_session(user, astrologer)["id"]  # holds one socket for each
+    # The cap on sockets: the user has one; a second is fine, a third is refused.
+    ws = user.socket()
+    ws.wait_for("session:state")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        user.socket()
+    assert refused.value.status_code == 429
+
+    # Messages count per account, socket and REST together. (Five frames on this socket so
+    # far at most, its budget for any second: none of them is refused for speed.)
+    for n in range(3):
+        ws.send("chat:send", {"sessionId": sid, "text": f"m{n}"})
+        ws.wait_for("chat:message", where=lambda d, n=n: d["text"] == f"m{n}")
+    r = user.post(f"/api/sessions/{sid}/messages", {"text": "m3"})
+    assert r.status_code == 201
+    ws.send("chat:send", {"sessionId": sid, "text": "m4"})
+    assert ws.wait_for("error")["data"]["message"] == "Too many messages; slow down a little"
+
+    # A burst past the budget: errors, but an end still goes through, then a close.
+    for _ in range(5):
+        ws.send("billing:status", {})
+    ws.send("endSession", {"sessionId": sid})
+    assert ws.wait_for("endSession:result")["data"]["reason"] == "user_requested"
+    for _ in range(12):
+        ws.send("billing:status", {})
+    too_fast = "Too many frames: at most 5 a second"
+    ws.wait_for("error", where=lambda d: d["message"] == too_fast)
+    assert ws.closed.wait(5)
+    assert (ws.close_code, ws.close_reason) == (1008, "Too many frames")
+    assert user.get(f"/api/sessions/{sid}").json()["endReason"] == "user_requested"

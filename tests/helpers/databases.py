@@ -12,6 +12,17 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # The make-good refunds a silent astrologer's session and an early walk-out; the tests of
 # the settlement's own arithmetic turn it off, and the make-good's tests turn it on.
 NO_MAKE_GOOD = {"MAKE_GOOD_SECONDS": 0, "MAKE_GOOD_SILENT_ASTROLOGER": "false"}
+# A test server signs up, recharges and chats from one address far faster than people do;
+# the rate limits' own tests set theirs (test_rate_limits.py).
+ROOMY_LIMITS = {
+    "SIGNUP_LIMIT": "100000 per hour",
+    "RECHARGE_LIMIT": "100000 per hour",
+    "SESSION_REQUEST_LIMIT": "100000 per hour",
+    "MESSAGE_LIMIT": "100000 per hour",
+    "REPORT_LIMIT": "100000 per hour",
+    "SOCKET_FRAMES_PER_SECOND": 10000,
+    "SOCKETS_PER_USER": 1000,
+}
 
 
 def in_process_app(database_url: str):

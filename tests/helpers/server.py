@@ -17,13 +17,14 @@ from pathlib import Path
 import requests
 
 from helpers import PASSWORD
-from helpers.databases import NO_MAKE_GOOD
+from helpers.databases import NO_MAKE_GOOD, ROOMY_LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # Fast clocks so every end reason can be reached in seconds.
 FAST = {
     **NO_MAKE_GOOD,
+    **ROOMY_LIMITS,
     "DISCONNECT_GRACE_SECONDS": 2,
     "REQUEST_TIMEOUT_SECONDS": 3,
     "LOW_BALANCE_WARNING_SECONDS": 2,

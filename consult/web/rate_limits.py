@@ -1,0 +1,155 @@
+"""Rate limits, on Flask-Limiter: counted in Redis when `REDIS_URL` is set (every instance
+and worker counts together, and a restart forgets nothing), in memory otherwise.
+
+- Sign-in (the login form and `POST /api/auth/token`): failed attempts per address and
+  username (the username in the one form sign-in looks it up by, so " victim" and
+  "VICTIM " are one account), and five times that per address whatever the usernames.
+  Only failures count: many people may share an address and sign in fine.
+- Sign-up and recharge: per address. Session requests, chat messages (REST, pages and
+  socket alike) and reports: per account.
+- Ending a session is never limited: billing must be able to stop.
+
+Over a limit: `429` with `Retry-After` (seconds); over the socket, an `error` frame.
+"""
+
+import math
+import time
+from collections import deque
+from functools import wraps
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from limits import parse
+
+from .. import accounts
+from ..errors import DomainError
+
+TOO_MANY_SIGN_INS = "Too many sign-in attempts; try again later"
+
+# One Limiter for the process, as Flask-Limiter's decorators want; `init_app` gives each
+# app its own storage (a test's app counts on its own).
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+# Per-account limits: the setting that holds each, and what the person is told.
+PER_ACCOUNT = {
+    "session-request": ("SESSION_REQUEST_LIMIT", "Too many session requests; try again later"),
+    "message": ("MESSAGE_LIMIT", "Too many messages; slow down a little"),
+    "report": ("REPORT_LIMIT", "Too many reports; try again later"),
+}
+
+
+class Throttled(DomainError):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{app.config['REDIS_PREFIX']}:limits")
+    app.config.setdefault("RATELIMIT_HEADER_RETRY_AFTER_VALUE", "delta-seconds")
+    limiter.init_app(app)
+
+
+def _sign_in_window(times: int):
+    def limit() -> str:
+        config = current_app.config
+        most = config["LOGIN_ATTEMPTS_PER_WINDOW"] * times
+        return f"{most} per {config['LOGIN_WINDOW_SECONDS']} seconds"
+
+    return limit
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _address_and_username() -> str:
+    body = request.get_json(silent=True) if request.is_json else request.form
+    username = body.get("username", "") if hasattr(body, "get") else ""
+    return f"{get_remote_address()}/{accounts.normal_username(username)}"
+
+
+def sign_in(view):
+    """The sign-in limits, shared by the login form and the token route."""
+    for decorate in (
+        limiter.shared_limit(
+            _sign_in_window(1),
+            scope="sign-in",
+            key_func=_address_and_username,
+            methods=["POST"],
+            deduct_when=_failed,
+            error_message=TOO_MANY_SIGN_INS,
+        ),
+        limiter.shared_limit(
+            _sign_in_window(5),
+            scope="sign-in-address",
+            methods=["POST"],
+            deduct_when=_failed,
+            error_message=TOO_MANY_SIGN_INS,
+        ),
+    ):
+        view = decorate(view)
+    return view
+
+
+def per_address(setting: str, scope: str, message: str):
+    """A limit per address from the setting `setting`, shared by the views it decorates."""
+    return limiter.shared_limit(
+        lambda: current_app.config[setting], scope=scope, methods=["POST"], error_message=message
+    )
+
+
+sign_up = per_address("SIGNUP_LIMIT", "sign-up", "Too many sign-ups from here; try again later")
+recharge = per_address("RECHARGE_LIMIT", "recharge", "Too many recharges; try again later")
+
+
+def spend(kind: str, account_id: int) -> None:
+    """Count one `kind` action of the account; raise Throttled once over its limit."""
+    setting, message = PER_ACCOUNT[kind]
+    item = parse(current_app.config[setting])
+    if not limiter.limiter.hit(item, kind, str(account_id)):
+        reset_at = limiter.limiter.get_window_stats(item, kind, str(account_id)).reset_time
+        raise Throttled(message, max(1, math.ceil(reset_at - time.time())))
+
+
+def per_account(kind: str):
+    """A view whose POST spends one `kind` action of the signed-in account before it runs."""
+
+    def decorate(view):
+        @wraps(view)
+        def limited(*args, **kwargs):
+            if request.method == "POST" and current_user.is_authenticated:
+                spend(kind, current_user.id)
+            return view(*args, **kwargs)
+
+        return limited
+
+    return decorate
+
+
+class FrameBudget:
+    """At most `per_second` frames in any second on one socket (it lives on one instance,
+    so it is counted there). `goes_on` once twice that arrived within a second."""
+
+    def __init__(self, per_second: int):
+        self.per_second = per_second
+        self.message = f"Too many frames: at most {per_second} a second"
+        self._taken: deque = deque()
+        self._refused: deque = deque()
+
+    def take(self, now: float) -> bool:
+        for times in (self._taken, self._refused):
+            while times and times[0] <= now - 1:
+                times.popleft()
+        if len(self._taken) >= self.per_second:
+            self._refused.append(now)
+            return False
+        self._taken.append(now)
+        return True
+
+    @property
+    def goes_on(self) -> bool:
+        return len(self._refused) >= self.per_second
