@@ -21,6 +21,8 @@ DEFAULTS = {
     "LOGIN_WINDOW_SECONDS": 300,
     "ALLOWED_ORIGINS": "",  # comma-separated origins besides the app's own
     "TRUSTED_HOSTS": None,  # Host headers answered (a list); None answers any (development)
+    "METRICS_TOKEN": None,  # /metrics asks for this bearer token; with neither setting: 404
+    "METRICS_ALLOWED_ADDRESSES": "",  # comma-separated IPs or networks /metrics answers
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -46,6 +48,8 @@ ENVIRONMENT = {
     "SCHEDULER_INTERVAL_SECONDS": float,
     "ALLOWED_ORIGINS": str,
     "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
+    "METRICS_TOKEN": str,
+    "METRICS_ALLOWED_ADDRESSES": str,
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
 }
 

@@ -15,7 +15,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from .. import chat, consultations, text, wire
+from .. import chat, consultations, metrics, text, wire
 from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
@@ -192,6 +192,7 @@ def serve(ws, *, html: bool) -> None:
     if not html:
         connection.deliver(Event("session:state", _state(caller.id)))
     hub.attach(connection)
+    metrics.OPEN_SOCKETS.inc()
     try:
         while True:
             raw = ws.receive()
@@ -203,6 +204,7 @@ def serve(ws, *, html: bool) -> None:
         pass
     finally:
         hub.detach(connection)
+        metrics.OPEN_SOCKETS.dec()
         connection.close()
 
 
