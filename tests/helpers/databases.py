@@ -14,8 +14,9 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NO_MAKE_GOOD = {"MAKE_GOOD_SECONDS": 0, "MAKE_GOOD_SILENT_ASTROLOGER": "false"}
 
 
-def in_process_app(database_url: str):
-    """The app as the in-process tests run it: built from this configuration alone."""
+def in_process_app(database_url: str, **settings):
+    """The app as the in-process tests run it: built from this configuration alone (and
+    `settings`)."""
     from consult import create_app
 
     return create_app(
@@ -25,6 +26,7 @@ def in_process_app(database_url: str):
             "SECRET_KEY": "test",
             "MIN_SESSION_SECONDS": 60,
             **NO_MAKE_GOOD,
+            **settings,
         }
     )
 
