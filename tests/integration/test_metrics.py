@@ -145,7 +145,9 @@ def test_a_due_end_fired_by_the_scheduler_records_how_late_it_was(app, scrape, g
 def test_metrics_answer_an_unknown_paths_404_to_whoever_may_not_scrape(
     scraper_app, settings, headers, address
 ):
-    client = isolated_client(scraper_app(**settings))
+    app = scraper_app(**settings)
+    assert "metrics.scrape" in {rule.endpoint for rule in app.url_map.iter_rules()}
+    client = isolated_client(app)
     r = client.get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": address})
     unknown = client.get("/no-such-page", environ_base={"REMOTE_ADDR": address})
     assert (r.status_code, r.data) == (404, unknown.data)
