@@ -21,3 +21,25 @@ def post_worker_init(worker):
     from consult import start_background
 
     start_background(app)
+
+
+# Metrics (README, "Operations"): with PROMETHEUS_MULTIPROC_DIR set in the environment, each
+# worker writes its metrics to files there and any worker's /metrics adds them all up.
+METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Start the counts afresh: files left by an earlier run would be added to this one's."""
+    if METRICS_DIR:
+        os.makedirs(METRICS_DIR, exist_ok=True)
+        for name in os.listdir(METRICS_DIR):
+            if name.endswith(".db"):
+                os.remove(os.path.join(METRICS_DIR, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's sockets are gone: drop its gauge from the sum (its counters stay)."""
+    if METRICS_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -29,6 +29,8 @@ DEFAULTS = {
     "SOCKETS_PER_USER": 20,  # open sockets per account and instance
     "ALLOWED_ORIGINS": "",  # comma-separated origins besides the app's own
     "TRUSTED_HOSTS": None,  # Host headers answered (a list); None answers any (development)
+    "METRICS_TOKEN": None,  # /metrics asks for this bearer token; with neither setting: 404
+    "METRICS_ALLOWED_ADDRESSES": "",  # comma-separated IPs or networks /metrics answers
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -64,6 +66,8 @@ ENVIRONMENT = {
     "SOCKETS_PER_USER": int,
     "RATELIMIT_STORAGE_URI": str,
     "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
+    "METRICS_TOKEN": str,
+    "METRICS_ALLOWED_ADDRESSES": str,
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
 }
 

@@ -7,13 +7,14 @@ Correctness does not depend on the tick: an end's instant is computed from times
 
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import consultations
+from . import consultations, metrics
 from .clock import utcnow
 from .db import UTCDateTime, db, write_transaction
 from .policy import Restart
@@ -196,6 +197,7 @@ class Scheduler:
                 log.exception("scheduler tick failed")
 
     def tick(self, now: datetime) -> None:
+        began = time.monotonic()  # `now` is the tick's instant; ends after it fire later
         services = self.services
         hub, policy = services.hub, services.policy
         if (
@@ -223,7 +225,9 @@ class Scheduler:
         # While a restart's doubt lasts (three seconds at most), a due end could bill a
         # downtime: it waits for the verdict, which settles what the downtime left.
         due = [] if self._recovery_pending else consultations.due_ends(now=now, policy=policy)
-        for consultation_id, reason in due:
+        for consultation_id, reason, due_at in due:
+            late = (now - due_at).total_seconds() + time.monotonic() - began
+            metrics.END_LATENESS_SECONDS.observe(late)
             consultations.end_session(
                 consultation_id, reason=reason, at=now, hub=hub, policy=policy
             )

@@ -50,6 +50,7 @@ from .model import (
 )
 from .pauses import party_left, party_returned, pause_vanished_parties
 from .queries import (
+    active_count,
     active_counts,
     active_for,
     active_id_for,
@@ -74,6 +75,7 @@ __all__ = [
     "BY_BALANCE",
     "SCHEDULED_END",
     "SPEND_CAP",
+    "active_count",
     "active_counts",
     "limits",
     "live",

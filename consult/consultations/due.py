@@ -5,6 +5,7 @@ the grace), indexed with its status, so a tick costs what is due, not what is li
 """
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import or_, select, union_all, update
 
@@ -83,9 +84,15 @@ def _due_query(now: datetime, cutoff: datetime):
     )
 
 
-def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
-    """Active consultations that must end now, with the reason: the funds or the spend cap
-    reached, the time limit come, or a party gone past the grace.
+class DueEnd(NamedTuple):
+    consultation_id: int
+    reason: str
+    due_at: datetime  # when it fell due (for the scheduler's lateness)
+
+
+def due_ends(*, now: datetime, policy: Policy) -> list[DueEnd]:
+    """Active consultations that must end now, with the reason and since when: the funds or
+    the spend cap reached, the time limit come, or a party gone past the grace.
 
     Found through the (status, due time) indexes, so a tick costs what is due, not
     what is live. A funded end is checked against the ledger first (the stored time can
@@ -107,7 +114,7 @@ def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
             candidates.append((row.user_left_at + grace, 2, USER_DISCONNECTED))
         if row.astrologer_left_at is not None:
             candidates.append((row.astrologer_left_at + grace, 2, ASTROLOGER_DISCONNECTED))
-        for _when, _, reason in sorted(c for c in candidates if c[0] <= now):
+        for when, _, reason in sorted(c for c in candidates if c[0] <= now):
             if reason == _FUNDS:
                 wallet_paise = wallet_balance(row.user_id)
                 if funded_until_of(row, wallet_paise) > now:
@@ -115,7 +122,7 @@ def due_ends(*, now: datetime, policy: Policy) -> list[tuple[int, str]]:
                     continue
                 capped = row.max_spend_paise is not None and row.max_spend_paise <= wallet_paise
                 reason = SPEND_CAP if capped else INSUFFICIENT_BALANCE
-            due.append((row.id, reason))
+            due.append(DueEnd(row.id, reason, when))
             break
     if stale:
         with write_transaction():

@@ -100,6 +100,11 @@ def active_counts(astrologer_ids) -> dict[int, int]:
     )
 
 
+def active_count() -> int:
+    """How many consultations are active now: one COUNT on the status index."""
+    return db.session.scalar(select(func.count()).where(table.c.status == ACTIVE))
+
+
 def everyone(status: str | None = None, limit: int = 200) -> list[Consultation]:
     """For operators: everyone's consultations, newest first."""
     query = select(Consultation).order_by(Consultation.id.desc()).limit(limit)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from .. import audit, idempotency, ledger
+from .. import audit, idempotency, ledger, metrics
 from ..db import db, write_transaction
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..numbers import is_id, is_whole
@@ -168,7 +168,9 @@ def refund_in_transaction(
 
 
 def announce(consultation, amount: int, reason: str, hub: Hub) -> None:
-    """After the commit: the user hears of the refund and of the wallet it filled."""
+    """After the commit: the refund is counted, and the user hears of it and of the wallet
+    it filled."""
+    metrics.refunded(reason, amount)
     hub.publish(
         [consultation.user_id],
         Event(

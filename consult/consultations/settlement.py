@@ -6,13 +6,14 @@ from active to ended, the cost from timestamps, the ledger transfer and the audi
 Events are published only after that transaction commits.
 """
 
+import time
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, availability, billing, idempotency, ledger, wire
+from .. import audit, availability, billing, idempotency, ledger, metrics, wire
 from ..accounts import User
 from ..clock import iso
 from ..db import db, write_transaction
@@ -95,6 +96,7 @@ def end_session(
         raise NotFound(SESSION_NOT_FOUND)
     if not as_party and reason not in END_REASONS:
         raise ValueError(f"unknown end reason {reason!r}")
+    began = time.perf_counter()
     try:
         with write_transaction():
             # The row lock comes first: concurrent retries with one key queue behind it and
@@ -135,6 +137,10 @@ def end_session(
         live.changed(hub, [row.id])
         if row.astrologer_max_sessions is not None:  # a chat freed under the astrologer's cap
             availability.announce(db.session.get(User, row.astrologer_id), hub)
+        ended = outcome.consultation
+        metrics.settled(
+            ended.end_reason, time.perf_counter() - began, outcome.make_good, ended.refunded_paise
+        )
     return outcome
 
 

@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         auth,
         desk,
         errors,
+        metrics,
         pages,
         people,
         rate_limits,
@@ -55,6 +56,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(people.bp)  # people and audit search (issue 12, parts 4-5)
     app.register_blueprint(audit_search.bp)
+    metrics.init_app(app)  # /metrics for Prometheus, closed unless configured (issue 13 part 6)
     sockets.init_app(app)
 
     app.jinja_env.globals["wallet_balance"] = lambda: consultations.wallet_balance(current_user.id)

@@ -17,7 +17,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from .. import chat, consultations, text, wire
+from .. import chat, consultations, metrics, text, wire
 from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
@@ -213,6 +213,7 @@ def serve(ws, *, html: bool) -> None:
         connection.deliver(Event("session:state", _state(caller.id)))
     hub.attach(connection)
     _open_sockets(app)[caller.id] += 1
+    metrics.OPEN_SOCKETS.inc()
     try:
         while True:
             raw = ws.receive()
@@ -225,6 +226,7 @@ def serve(ws, *, html: bool) -> None:
     finally:
         _open_sockets(app)[caller.id] -= 1
         hub.detach(connection)
+        metrics.OPEN_SOCKETS.dec()
         connection.close()
 
 

@@ -25,8 +25,9 @@ ROOMY_LIMITS = {
 }
 
 
-def in_process_app(database_url: str):
-    """The app as the in-process tests run it: built from this configuration alone."""
+def in_process_app(database_url: str, **settings):
+    """The app as the in-process tests run it: built from this configuration alone (and
+    `settings`)."""
     from consult import create_app
 
     return create_app(
@@ -36,6 +37,7 @@ def in_process_app(database_url: str):
             "SECRET_KEY": "test",
             "MIN_SESSION_SECONDS": 60,
             **NO_MAKE_GOOD,
+            **settings,
         }
     )
 

@@ -60,8 +60,11 @@ def end_at(person, session_id, at):
 
 
 def tick(at):
-    """What one scheduler tick would end at `at`."""
-    return consultations.due_ends(now=at, policy=services().policy)
+    """What one scheduler tick would end at `at`, and why."""
+    return [
+        (d.consultation_id, d.reason)
+        for d in consultations.due_ends(now=at, policy=services().policy)
+    ]
 
 
 def settle_due(at):

@@ -179,7 +179,7 @@ def test_the_scheduler_finds_the_funded_end_and_a_recharge_moves_it(app, people,
     c = live(user, astrologer, hub, policy)
     assert consultations.due_ends(now=T0 + timedelta(seconds=59), policy=policy) == []
     assert consultations.due_ends(now=T0 + timedelta(seconds=60), policy=policy) == [
-        (c.id, consultations.INSUFFICIENT_BALANCE)
+        (c.id, consultations.INSUFFICIENT_BALANCE, T0 + timedelta(seconds=60))
     ]
     wallet.recharge(
         user.id,
@@ -190,7 +190,7 @@ def test_the_scheduler_finds_the_funded_end_and_a_recharge_moves_it(app, people,
     )
     assert consultations.due_ends(now=T0 + timedelta(seconds=60), policy=policy) == []
     assert consultations.due_ends(now=T0 + timedelta(seconds=120), policy=policy) == [
-        (c.id, consultations.INSUFFICIENT_BALANCE)
+        (c.id, consultations.INSUFFICIENT_BALANCE, T0 + timedelta(seconds=120))
     ]
 
 
@@ -200,7 +200,9 @@ def test_a_disconnect_pauses_billing_and_the_grace_ends_it_at_the_disconnect(peo
     consultations.party_left(user.id, at=T0 + timedelta(seconds=40), hub=hub)
     grace = policy.disconnect_grace_seconds
     assert consultations.due_ends(now=T0 + timedelta(seconds=40 + grace - 1), policy=policy) == []
-    [(cid, reason)] = consultations.due_ends(now=T0 + timedelta(seconds=40 + grace), policy=policy)
+    [(cid, reason, _)] = consultations.due_ends(
+        now=T0 + timedelta(seconds=40 + grace), policy=policy
+    )
     assert (cid, reason) == (c.id, consultations.USER_DISCONNECTED)
     outcome = end(c, hub, policy, 40 + grace, reason=reason)
     assert outcome.consultation.billed_seconds == 40
@@ -222,7 +224,9 @@ def test_when_the_astrologer_vanishes_the_user_stops_paying(people, hub, policy)
     c = live(user, astrologer, hub, policy)
     consultations.party_left(astrologer.id, at=T0 + timedelta(seconds=20), hub=hub)
     grace = policy.disconnect_grace_seconds
-    [(cid, reason)] = consultations.due_ends(now=T0 + timedelta(seconds=20 + grace), policy=policy)
+    [(cid, reason, _)] = consultations.due_ends(
+        now=T0 + timedelta(seconds=20 + grace), policy=policy
+    )
     assert reason == consultations.ASTROLOGER_DISCONNECTED
     assert end(c, hub, policy, 20 + grace, reason=reason).consultation.billed_seconds == 20
 
@@ -263,7 +267,7 @@ def test_when_neither_party_is_connected_the_grace_ends_it_unbilled(people, poli
     assert (c.user_left_at, c.astrologer_left_at) == (T0, T0)
     grace = policy.disconnect_grace_seconds
     assert consultations.due_ends(now=T0 + timedelta(seconds=grace - 1), policy=policy) == []
-    [(cid, reason)] = consultations.due_ends(now=T0 + timedelta(seconds=grace), policy=policy)
+    [(cid, reason, _)] = consultations.due_ends(now=T0 + timedelta(seconds=grace), policy=policy)
     outcome = end(c, hub, policy, grace, reason=reason)
     assert (cid, outcome.consultation.billed_seconds, outcome.consultation.total_cost_paise) == (
         c.id,
