@@ -1,19 +1,18 @@
 """Who may do what: bearer tokens, CSRF tokens, socket origins, login throttling, headers."""
 
 import hashlib
-import hmac
 import io
 import secrets
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_login import AnonymousUserMixin
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from .. import accounts
 from ..clock import utcnow
 from ..errors import DomainError
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 LOGIN_MARKER = "login_id"  # names one sign-in of one browser, so sign-out can find its sockets
 SIGNED_OUT = "session:logout"  # a hub event: close the sockets of that browser's sign-in
@@ -23,8 +22,16 @@ class CsrfError(DomainError):
     """A cookie-authenticated change arrived without this session's CSRF token."""
 
 
+CSRF_REFUSED = "The form expired or the CSRF token is missing; reload the page and try again"
+# Flask-WTF's CSRF protection, checked only where a cookie carries the sign-in (below):
+# bearer-token calls cannot be forged by another page, and need no token.
+csrf = CSRFProtect()
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # `check_csrf` decides when
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a long chat's End button still works
+    csrf.init_app(app)  # also the templates' csrf_token()
 
     @app.before_request
     def authenticate_and_check_csrf():
@@ -129,20 +136,13 @@ def _limit_chunked_body(limit: int) -> None:
     request.environ["wsgi.input"] = io.BytesIO(body)
 
 
-def csrf_token() -> str:
-    """This browser session's CSRF token (created on first use)."""
-    if CSRF_FIELD not in session:
-        session[CSRF_FIELD] = secrets.token_urlsafe(32)
-    return session[CSRF_FIELD]
-
-
 def check_csrf() -> None:
-    expected = session.get(CSRF_FIELD)
-    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
-    if not expected or not sent or not hmac.compare_digest(expected, sent):
-        raise CsrfError(
-            "The form expired or the CSRF token is missing; reload the page and try again"
-        )
+    """Flask-WTF's check: the form's `csrf_token` or the `X-CSRF-Token` header (htmx sends
+    it) must be this session's signed token."""
+    try:
+        csrf.protect()
+    except CSRFError:
+        raise CsrfError(CSRF_REFUSED) from None
 
 
 def origin_allowed() -> bool:

@@ -251,10 +251,16 @@ def text_of(response) -> str:
     return response.get_data(as_text=True)
 
 
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
 def csrf_of(client: FlaskClient) -> str:
-    """The CSRF token of the client's browser session (GET /login first creates one)."""
-    with client.session_transaction() as s:
-        return s["csrf_token"]
+    """The CSRF token of the client's browser session, as its pages carry it: the sign-in
+    form, or (signed in) the sign-out form on the page /login sends it to."""
+    page = client.get("/login", follow_redirects=True).get_data(as_text=True)
+    match = CSRF_INPUT.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
 
 
 def login(client: FlaskClient, person: Person):

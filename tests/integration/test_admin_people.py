@@ -24,6 +24,7 @@ from helpers.inprocess import (
     RATE,
     add_money,
     balance_of,
+    csrf_of,
     end_as,
     fresh,
     isolated_client,
@@ -98,10 +99,7 @@ def restore(admin, person, note="Appeal accepted", htmx=True):
 
 def sign_in_form(app, person, password=PASSWORD):
     client = isolated_client(app)
-    client.get("/login")
-    with client.session_transaction() as s:
-        token = s["csrf_token"]
-    data = {"username": person.username, "password": password, "csrf_token": token}
+    data = {"username": person.username, "password": password, "csrf_token": csrf_of(client)}
     return client, client.post("/login", data=data)
 
 
@@ -148,9 +146,7 @@ def test_users_and_astrologers_get_404_on_every_people_and_audit_route(
     victim = make_user("ravi", balance=50_000)
     live_id = live_session(victim, make_astrologer("sage", rate=RATE))
     before = everything()
-    client = open_browser(alice if role == "user" else guru)[0]
-    with client.session_transaction() as s:
-        token = s["csrf_token"]
+    client, token = open_browser(alice if role == "user" else guru)
     form = {"rate": "1", "note": "mine now", "speciality": "x", "csrf_token": token}
     for method, url in MY_ROUTES:
         url = url.format(person=victim.id, transfer=transfer)
