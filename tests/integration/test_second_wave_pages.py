@@ -106,6 +106,10 @@ def test_the_astrologer_sees_the_limit_but_never_the_users_wallet(open_browser, 
     assert "at the user&#39;s spend cap" in page or "at the user's spend cap" in page
     assert "data-wallet" not in page and "₹1,000.00" not in page
     assert 'name="max_minutes"' not in page  # only the user sets limits
+    # Nor does the end dialog (or its page without JavaScript) tell them.
+    for headers in ({}, HX):
+        confirm = text_of(client.get(f"/sessions/{session_id}/end/confirm", headers=headers))
+        assert "End this session?" in confirm and "data-wallet" not in confirm
 
 
 def test_the_astrologer_without_a_limit_sees_no_countdown(open_browser, asha, guru):
