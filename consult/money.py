@@ -1,10 +1,13 @@
-"""Showing money to people: integer paise in, rupee text out (no floats on the way)."""
+"""Showing money to people: integer paise in, rupee text out (no floats on the way), the way
+India writes it: lakhs and crores, ₹1,00,000.00 (Babel's `en_IN`)."""
+
+from decimal import Decimal
+
+from babel.numbers import format_currency
 
 
 def rupees(paise: int | None) -> str:
-    """Format paise as rupees, e.g. 123456 -> '₹1,234.56'."""
+    """Format paise as rupees, e.g. 12345678 -> '₹1,23,456.78'."""
     if paise is None:
         return "—"
-    sign = "-" if paise < 0 else ""
-    whole, part = divmod(abs(paise), 100)
-    return f"{sign}₹{whole:,}.{part:02d}"
+    return format_currency(Decimal(paise).scaleb(-2), "INR", locale="en_IN")

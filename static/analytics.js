@@ -46,8 +46,9 @@
     Chart.defaults.plugins.legend.labels.boxWidth = 10;
   }
 
-  var grouping = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+  // Lakhs and crores, as the pages write money (consult/money.py): ₹1,00,000.00.
+  var grouping = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var whole = new Intl.NumberFormat("en-IN", { maximumFractionDigits: 2 });
   function rupees(value) {
     return (value < 0 ? "-₹" : "₹") + grouping.format(Math.abs(value));
   }

@@ -10,11 +10,13 @@
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
   }
+  var indianGrouping = new Intl.NumberFormat("en-IN", { maximumFractionDigits: 0 });
   function rupees(paise) {
     var sign = paise < 0 ? "-" : "";
     paise = Math.abs(paise);
-    // Same grouping as consult/money.py, so a ticking figure never disagrees with the server's.
-    var whole = String(Math.floor(paise / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    // Indian grouping, as consult/money.py writes it (₹1,00,000.00), so a ticking figure
+    // never disagrees with the server's.
+    var whole = indianGrouping.format(Math.floor(paise / 100));
     return sign + "₹" + whole + "." + pad(paise % 100);
   }
 

@@ -67,5 +67,9 @@ def test_money_is_shown_in_rupees_without_floats():
     assert rupees(123456) == "₹1,234.56"
     assert rupees(5) == "₹0.05"
     assert rupees(-250) == "-₹2.50"
+    # Lakhs and crores, as India writes them (issue 13 part 8).
+    assert rupees(10_000_000) == "₹1,00,000.00"
+    assert rupees(1_234_567_890) == "₹1,23,45,678.90"
+    assert rupees(99_999_999) == "₹9,99,999.99"
     assert duration(3725) == "1:02:05"
     assert duration(65) == "1:05"
