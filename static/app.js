@@ -4,6 +4,15 @@
 (function () {
   "use strict";
 
+  // The pages show times in the browser's own time zone (consult/web/local_time.py): tell
+  // the server which it is, for every request from now on.
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) {
+      document.cookie = "tz=" + zone + "; path=/; max-age=31536000; samesite=lax"; // "Asia/Kolkata"
+    }
+  } catch (e) { /* no Intl: India's time, the default */ }
+
   function pad(n) { return String(n).padStart(2, "0"); }
   function duration(seconds) {
     seconds = Math.max(0, seconds);

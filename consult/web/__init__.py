@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         auth,
         desk,
         errors,
+        local_time,
         metrics,
         pages,
         people,
@@ -48,6 +49,7 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     errors.init_app(app)
     rate_limits.init_app(app)
+    local_time.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
