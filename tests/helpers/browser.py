@@ -140,3 +140,41 @@ def checked(
     assert violations == [], violations
     if name:
         shot(page, name, full_page=full_page)
+
+
+# ---------------------------------------------------------------- a clean console
+
+# Chromium writes a refused inline style or script to the console itself; the page's own
+# event is heard too, so a violation is caught however the browser chooses to log it.
+REPORT_VIOLATIONS = """document.addEventListener('securitypolicyviolation', e =>
+    console.error('securitypolicyviolation: ' + e.effectiveDirective + ' refused '
+                  + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));"""
+
+
+class ConsoleWatch:
+    """Every console error, uncaught script error and Content-Security-Policy violation of
+    every page of the browser contexts it watches, until the next `take()`."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.add_init_script(REPORT_VIOLATIONS)
+        context.on("console", self._console)
+        context.on("weberror", self._uncaught)
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        source = message.location.get("url") or ""
+        page = message.page.url if message.page else "?"
+        # "Failed to load resource" names no URL: its source does.
+        self.problems.append(f"{page}: {message.text}" + (f" ({source})" if source else ""))
+
+    def _uncaught(self, error) -> None:
+        page = error.page.url if error.page else "?"
+        self.problems.append(f"{page}: uncaught {error.error}")
+
+    def take(self) -> list[str]:
+        problems, self.problems = self.problems, []
+        return problems
