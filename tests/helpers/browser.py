@@ -96,7 +96,10 @@ def axe_violations(page: Page, server: Server, impacts=ALL_IMPACTS) -> list[str]
 
 def shot(page: Page, name: str, full_page: bool = True) -> None:
     os.makedirs(SHOTS, exist_ok=True)
-    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page)
+    # Playwright hides the caret by styling every input and leaves them an empty style
+    # attribute; htmx, settling a swap over that input, copies it and the page's CSP refuses
+    # it (a violation of the test's making): leave the caret alone.
+    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page, caret="initial")
 
 
 # ---------------------------------------------------------------- the operator's pages
@@ -149,6 +152,20 @@ def checked(
 REPORT_VIOLATIONS = """document.addEventListener('securitypolicyviolation', e =>
     console.error('securitypolicyviolation: ' + e.effectiveDirective + ' refused '
                   + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));"""
+
+
+# What Chromium and htmx log for an error a test causes on purpose, for its `console_allows`
+# mark: an answer of this status; a request lost on the way (offline, or aborted by a route);
+# the server killed under the page (its socket cannot reconnect; htmx logs the ws error event).
+def answered(status: int) -> tuple[str, ...]:
+    return (rf"status of {status} ", rf"Response Status Error Code {status} ")
+
+
+REQUEST_LOST = (r"Failed to load resource: net::ERR_", r"htmx:sendError", r"htmx:afterRequest")
+SERVER_DOWN = (
+    r"WebSocket connection to '.*/ws' failed",
+    r": \[object Event\] \(.*/htmx\.min\.js\)",
+)
 
 
 class ConsoleWatch:
