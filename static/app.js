@@ -121,6 +121,34 @@
     toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.");
   });
 
+  // --- socket pushes: each part is swapped where this page shows it, and dropped where it
+  // does not. An event reaches every page the viewer has open (home, the session, the
+  // dashboard, the summary), and the server renders the same parts for all of them; only the
+  // page knows what it shows: which session panels, whether the End dialog is open, a card of
+  // the astrologer list. Sending by page would make the server track that (and still not know
+  // about the dialog), so the socket's parts with no target are removed before the ws
+  // extension swaps them (htmx would log htmx:oobErrorNoTarget for each). An htmx request's
+  // own answer (an xhr) is left alone: that is the page asking for what it shows.
+  function shown(part) {
+    var spec = part.getAttribute("hx-swap-oob") || "true", colon = spec.indexOf(":");
+    try {
+      return document.querySelector(colon > 0 ? spec.slice(colon + 1) : "#" + CSS.escape(part.id)) !== null;
+    } catch (error) {
+      return true; // not a CSS selector (htmx's own syntax, or no id): htmx decides, and says so
+    }
+  }
+  htmx.defineExtension("shown-only", {
+    transformResponse: function (text, xhr) {
+      if (xhr) return text;
+      var parsed = document.createElement("template");
+      parsed.innerHTML = text;
+      var parts = Array.from(parsed.content.children), kept = parts.filter(shown);
+      if (kept.length === parts.length) return text;
+      parsed.content.replaceChildren.apply(parsed.content, kept);
+      return parsed.innerHTML;
+    }
+  });
+
   // --- the socket: say when it is down; after a reconnect, re-fetch every live fragment.
   // `current` is the page's live socket: a close event from a socket already replaced
   // (say, by a reconnect) must not put the "Reconnecting…" banner back up.

@@ -2,7 +2,7 @@
 
 import uuid
 
-from flask import Flask, g, request
+from flask import Flask, g, redirect, request, url_for
 from flask_login import LoginManager, current_user
 from flask_sock import Sock
 from werkzeug.routing import IntegerConverter
@@ -74,6 +74,11 @@ def init_app(app: Flask) -> None:
             "instance": getattr(scheduler, "instance_id", None),
             "leader": bool(scheduler and scheduler.is_leader),
         }
+
+    @app.get("/favicon.ico")
+    def favicon():
+        """Where browsers and bookmarks look for an icon when a page names none: Consult's."""
+        return redirect(url_for("static", filename="icon.svg"))
 
     @app.after_request
     def echo_request_id(response):

@@ -2,12 +2,14 @@
 own), their sockets, and Debian's Chromium driven by pytest-playwright."""
 
 import os
+import re
 import shutil
 
 import pytest
+from playwright.sync_api import Browser
 
 from helpers import require
-from helpers.browser import operator
+from helpers.browser import ConsoleWatch, operator
 from helpers.databases import database
 from helpers.server import FAST, Astrologers, Server, close_presence
 
@@ -17,6 +19,48 @@ def pytest_configure(config):
         "markers",
         "astrologers(count, rate=..., names=...): the batch of the `astrologers` fixture",
     )
+    config.addinivalue_line(
+        "markers",
+        "console_allows(*patterns): console errors a browser test causes on purpose (regular "
+        "expressions searched in each), e.g. a 4xx answer Chromium logs as 'Failed to load "
+        "resource'; anything else in the console fails the test",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _console_watch():
+    """Watch every browser context any test or fixture opens (module-scoped ones included),
+    from its first page on: `Browser.new_context` is wrapped for the whole session."""
+    console = ConsoleWatch()
+    new_context = Browser.new_context
+
+    def watched(self, *args, **kwargs):
+        context = new_context(self, *args, **kwargs)
+        console.watch(context)
+        return context
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Browser, "new_context", watched)
+        yield console
+
+
+@pytest.fixture(autouse=True)
+def clean_console(request, _console_watch):
+    """A browser test fails at teardown if any page showed a console error, an uncaught
+    script error or a CSP violation meanwhile (in its own contexts or a module's), bar what
+    its `console_allows` mark lets through."""
+    yield
+    if "browser" not in request.fixturenames:
+        return
+    browser = request.getfixturevalue("browser")
+    for context in browser.contexts:  # a round trip to each open page delivers its messages
+        for page in context.pages:
+            page.evaluate("0")
+    mark = request.node.get_closest_marker("console_allows")
+    allowed = [re.compile(pattern) for pattern in (mark.args if mark else ())]
+    problems = [p for p in _console_watch.take() if not any(a.search(p) for a in allowed)]
+    if problems:
+        pytest.fail("The browser's console was not clean:\n" + "\n".join(problems))
 
 
 @pytest.fixture(autouse=True)

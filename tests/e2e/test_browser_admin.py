@@ -12,7 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from consult.money import rupees
-from helpers.browser import PHONE, checked, fits_the_width, make_user, open_as, paise, shot
+from helpers.browser import (
+    PHONE,
+    answered,
+    checked,
+    fits_the_width,
+    make_user,
+    open_as,
+    paise,
+    shot,
+)
 from helpers.server import ended_session, start_session, wait_until
 
 RATE = 6000  # ₹1.00 a second
@@ -32,6 +41,7 @@ def typed(amount_paise: int) -> str:
 # ---------------------------------------------------------------- line 14, the admin's side
 
 
+@pytest.mark.console_allows(*answered(400), *answered(409))  # refusals the test asks for
 def test_a_report_is_resolved_with_a_partial_refund_that_the_users_summary_shows(
     browser, server, astrologers, admin, contexts
 ):
@@ -101,6 +111,7 @@ def test_a_report_is_resolved_with_a_partial_refund_that_the_users_summary_shows
     shot(phone, "admin-reports-375")
 
 
+@pytest.mark.console_allows(*answered(409))  # refusals the test asks for
 def test_a_refund_from_the_session_page_counts_once_and_never_passes_the_cost(
     browser, server, astrologers, admin, contexts
 ):

@@ -22,6 +22,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from consult.money import rupees
 from helpers.books import ended_events_of, settlements_of
 from helpers.browser import (
+    REQUEST_LOST,
+    SERVER_DOWN,
+    answered,
     axe_violations,
     browser_for,
     make_user,
@@ -565,6 +568,7 @@ def test_reason_astrologer_ended_seen_from_both_sides(live):
     expect(toasts(live.astro_page)).to_have_count(0)
 
 
+@pytest.mark.console_allows(*SERVER_DOWN)
 def test_reason_system_error_seen_from_both_sides(browser, fresh_server, contexts):
     first = fresh_server()
     batch = Astrologers(first, count=1, rate=RATE)
@@ -606,6 +610,7 @@ def test_reason_system_error_seen_from_both_sides(browser, fresh_server, context
 # ---------------------------------------------------------------- errors
 
 
+@pytest.mark.console_allows(*answered(409))
 def test_error_ending_when_no_session_is_active_says_so(user_live):
     # A second tab whose socket reaches nobody: it will not hear that the session ended.
     stale = user_live.user_context.new_page()
@@ -629,6 +634,7 @@ def test_error_ending_when_no_session_is_active_says_so(user_live):
     assert r.status_code == 404 and r.json() == {"error": "No active session found to end"}
 
 
+@pytest.mark.console_allows(*REQUEST_LOST)
 def test_error_network_drop_while_confirming_is_told_and_a_retry_charges_once(user_live):
     page, panel = user_live.user_page, user_live.user_panel()
     before = user_live.wallet()
@@ -653,6 +659,7 @@ def test_error_network_drop_while_confirming_is_told_and_a_retry_charges_once(us
     expect(wallet_pill(page)).to_have_text(rupees(user_live.wallet()))
 
 
+@pytest.mark.console_allows(*REQUEST_LOST)
 def test_error_answer_lost_after_the_server_ended_the_session_retry_charges_once(user_live):
     page, panel = user_live.user_page, user_live.user_panel()
     before = user_live.wallet()
@@ -678,6 +685,7 @@ def test_error_answer_lost_after_the_server_ended_the_session_retry_charges_once
     assert assert_settled_once(user_live, before) == session
 
 
+@pytest.mark.console_allows(*answered(404))
 def test_error_an_invalid_or_foreign_session_id_gets_a_way_back(
     browser, server, astrologers, contexts
 ):

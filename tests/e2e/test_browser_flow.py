@@ -1,19 +1,17 @@
 """The whole End Session flow in real Chromium: a user and an astrologer, one context each."""
 
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from helpers.browser import SHOTS, make_user, sign_in, socket_open
+from helpers.browser import make_user, shot, sign_in, socket_open
 from helpers.server import Astrologers, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
 def test_user_ends_session_and_both_browsers_show_it(browser, server):
-    os.makedirs(SHOTS, exist_ok=True)
     # Readable names: this test's screenshots are the README's (its module's server is its own).
     user = make_user(server, 50_000, username="asha")
     batch = Astrologers(  # the CLI's create-user
@@ -47,13 +45,13 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     astro_page.get_by_role("button", name="Send").click()
     expect(user_page.get_by_text("The stars look favourable")).to_be_visible()
     expect(user_page.locator("[data-field=elapsed]").first).not_to_have_text("0:00", timeout=5000)
-    user_page.screenshot(path=f"{SHOTS}/chat-live-bill.png", full_page=True)
+    shot(user_page, "chat-live-bill")
 
     user_page.get_by_role("button", name="End Session").click()
     dialog = user_page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(astrologer.name)
-    user_page.screenshot(path=f"{SHOTS}/end-confirm-modal.png")
+    shot(user_page, "end-confirm-modal", full_page=False)
     dialog.get_by_role("button", name="End Session").click()
 
     expect(user_page.get_by_text("You ended the session")).to_be_visible()
@@ -61,8 +59,8 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     expect(user_page.get_by_role("button", name="End Session")).to_have_count(0)
     expect(astro_page.get_by_text("The user ended the session")).to_be_visible()
     expect(astro_page.get_by_role("textbox", name="Message")).to_be_disabled()
-    user_page.screenshot(path=f"{SHOTS}/ended-user.png", full_page=True)
-    astro_page.screenshot(path=f"{SHOTS}/ended-astrologer.png", full_page=True)
+    shot(user_page, "ended-user")
+    shot(astro_page, "ended-astrologer")
 
     ended = wait_until(
         lambda: user.get("/api/sessions?status=ended").json(), message="the ended session"
@@ -70,4 +68,4 @@ def test_user_ends_session_and_both_browsers_show_it(browser, server):
     assert user.get("/api/wallet").json()["balancePaise"] == 50_000 - ended[0]["totalCostPaise"]
     user_page.get_by_role("link", name="View summary").click()
     expect(user_page.get_by_role("heading", level=1)).to_have_text(re.compile("₹"))
-    user_page.screenshot(path=f"{SHOTS}/summary.png", full_page=True)
+    shot(user_page, "summary")

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers import PASSWORD
-from helpers.browser import PHONE, checked, make_user, open_as, paise, shot
+from helpers.browser import PHONE, answered, checked, make_user, open_as, paise, shot
 from helpers.server import start_session, wait_until
 
 RATE = 6000  # ₹1.00 a second
@@ -25,6 +25,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.console_allows(*answered(403))  # refusals the test asks for
 def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     browser, server, astrologers, admin, contexts
 ):
@@ -118,6 +119,7 @@ def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     assert download.value.suggested_filename == "consult-audit.csv"
 
 
+@pytest.mark.console_allows(*answered(400))  # refusals the test asks for
 def test_an_astrologers_profile_is_set_in_rupees_and_shows_on_their_card(
     browser, server, astrologers, admin, contexts
 ):

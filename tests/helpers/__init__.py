@@ -9,7 +9,8 @@
 - `inprocess`: people, sessions and a per-request Flask client for in-process tests;
 - `hub`: `FakeHub`, the one fake of `consult.realtime.Hub`;
 - `databases`: SQLite and PostgreSQL databases for a test, and the test app's config;
-- `browser`: Playwright helpers (contexts signed in, money read off the page, axe-core);
+- `browser`: Playwright helpers (contexts signed in, money read off the page, axe-core,
+  the console watch every browser test ends with);
 - `contract`: the field sets API.md names; `hostile`: chat texts that try to become markup;
 - `analytics`: the world of ended sessions the analytics tests count, by the API and on the page.
 """

@@ -96,7 +96,10 @@ def axe_violations(page: Page, server: Server, impacts=ALL_IMPACTS) -> list[str]
 
 def shot(page: Page, name: str, full_page: bool = True) -> None:
     os.makedirs(SHOTS, exist_ok=True)
-    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page)
+    # Playwright hides the caret by styling every input and leaves them an empty style
+    # attribute; htmx, settling a swap over that input, copies it and the page's CSP refuses
+    # it (a violation of the test's making): leave the caret alone.
+    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=full_page, caret="initial")
 
 
 # ---------------------------------------------------------------- the operator's pages
@@ -140,3 +143,55 @@ def checked(
     assert violations == [], violations
     if name:
         shot(page, name, full_page=full_page)
+
+
+# ---------------------------------------------------------------- a clean console
+
+# Chromium writes a refused inline style or script to the console itself; the page's own
+# event is heard too, so a violation is caught however the browser chooses to log it.
+REPORT_VIOLATIONS = """document.addEventListener('securitypolicyviolation', e =>
+    console.error('securitypolicyviolation: ' + e.effectiveDirective + ' refused '
+                  + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));"""
+
+
+# What Chromium and htmx log for an error a test causes on purpose, for its `console_allows`
+# mark: an answer of this status; a request lost on the way (offline, or aborted by a route);
+# the server killed under the page (its socket cannot reconnect; htmx logs the ws error event).
+def answered(status: int) -> tuple[str, ...]:
+    return (rf"status of {status} ", rf"Response Status Error Code {status} ")
+
+
+REQUEST_LOST = (r"Failed to load resource: net::ERR_", r"htmx:sendError", r"htmx:afterRequest")
+SERVER_DOWN = (
+    r"WebSocket connection to '.*/ws' failed",
+    r": \[object Event\] \(.*/htmx\.min\.js\)",
+)
+
+
+class ConsoleWatch:
+    """Every console error, uncaught script error and Content-Security-Policy violation of
+    every page of the browser contexts it watches, until the next `take()`."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.add_init_script(REPORT_VIOLATIONS)
+        context.on("console", self._console)
+        context.on("weberror", self._uncaught)
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        source = message.location.get("url") or ""
+        page = message.page.url if message.page else "?"
+        # "Failed to load resource" names no URL: its source does.
+        self.problems.append(f"{page}: {message.text}" + (f" ({source})" if source else ""))
+
+    def _uncaught(self, error) -> None:
+        page = error.page.url if error.page else "?"
+        self.problems.append(f"{page}: uncaught {error.error}")
+
+    def take(self) -> list[str]:
+        problems, self.problems = self.problems, []
+        return problems

@@ -40,6 +40,18 @@ def test_login_page_shows_the_form_with_a_csrf_token(open_browser):
     assert f'name="csrf_token" value="{csrf_of(client)}"' in html
 
 
+def test_every_page_names_the_icon_and_favicon_ico_leads_to_it(open_browser, alice):
+    client, _ = open_browser()
+    assert '<link rel="icon" href="/static/icon.svg" type="image/svg+xml">' in text_of(
+        client.get("/login")
+    )
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302 and response.headers["Location"] == "/static/icon.svg"
+    icon = client.get("/static/icon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    icon.close()
+
+
 def test_each_role_lands_on_its_own_home_after_signing_in(open_browser, alice, guru, boss):
     for person, home in ((guru, "/dashboard"), (alice, "/"), (boss, "/admin/")):
         client, _ = open_browser()

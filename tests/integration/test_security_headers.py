@@ -1,5 +1,9 @@
-"""Headers and cookies: a strict Content-Security-Policy on every kind of answer, and a
-session cookie that is HttpOnly, SameSite=Lax, and Secure when configured."""
+"""Headers and cookies: a strict Content-Security-Policy on every kind of answer (and pages
+that need nothing it refuses), and a session cookie that is HttpOnly, SameSite=Lax, and
+Secure when configured."""
+
+import json
+import re
 
 from helpers.inprocess import (
     isolated_client,
@@ -43,6 +47,16 @@ def test_every_kind_of_answer_carries_a_strict_content_security_policy(app, clie
         assert csp.get("object-src") == ["'none'"]
         assert csp.get("frame-ancestors") == ["'none'"]
         assert response.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+def test_htmx_is_told_to_add_no_inline_style_and_app_css_styles_its_indicator(app, client):
+    html = client.get("/login").get_data(as_text=True)
+    meta = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", html)
+    assert meta, "no htmx-config"
+    assert json.loads(meta.group(1))["includeIndicatorStyles"] is False  # style-src 'self'
+    css = client.get("/static/app.css").get_data(as_text=True)
+    assert ".htmx-request .htmx-indicator" in css
+    assert 'style="' not in html and "<style" not in html
 
 
 def test_money_pages_and_api_answers_are_never_stored_but_static_files_may_be(app, client):
