@@ -815,6 +815,9 @@ def test_without_javascript_the_forms_request_accept_chat_and_end_with_a_confirm
     url = f"{server.url}/sessions/{session_id}"
     expect(user_page).to_have_url(url)
 
+    # A page without scripts holds no socket, and billing runs only while both parties hold
+    # one (API.md, "Presence and billing"): their apps, open elsewhere, keep them present.
+    user.present(), astrologer.present()
     astro_page.goto(f"{server.url}/dashboard")
     requests = astro_page.get_by_role("region", name=re.compile("Incoming requests"))
     requests.get_by_role("button", name="Accept").click()

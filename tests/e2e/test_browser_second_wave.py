@@ -31,6 +31,7 @@ def test_a_spend_cap_set_on_the_card_and_lowered_mid_session_ends_it_on_both_sid
     expect(page).to_have_url(re.compile(r"/sessions/\d+$"))
     session_id = int(page.url.rsplit("/", 1)[1])
     assert user.get(f"/api/sessions/{session_id}").json()["maxSpendPaise"] == 6_000
+    astrologer.present()  # their app is open: billing runs from the accept (API.md)
     assert astrologer.post(f"/api/sessions/{session_id}/accept").status_code == 200
 
     bill = page.locator(f"#session-{session_id}-billing")
