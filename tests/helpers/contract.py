@@ -5,7 +5,7 @@ field sets, times in ISO 8601 UTC, and answers checked against the OpenAPI docum
 import json
 import re
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -117,7 +117,7 @@ def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(pointer: str) -> Draft202012Validator:
     # The whole document is the root, so the schema's own `$ref`s resolve inside it.
     return Draft202012Validator(
@@ -137,9 +137,7 @@ def conforming(response):
     assert operation is not None, f"{method} {template} is not in {OPENAPI_PATH.name}"
     status = str(response.status_code)
     assert status in operation["responses"], f"{method} {template} does not declare {status}"
-    pointer, answer = _resolved(
-        f"#/paths/{_escape(template)}/{method.lower()}/responses/{status}"
-    )
+    pointer, answer = _resolved(f"#/paths/{_escape(template)}/{method.lower()}/responses/{status}")
     if status == "429":
         assert response.headers.get("Retry-After", "").isdigit(), "429 without Retry-After"
     media = response.headers.get("Content-Type", "").split(";")[0]
@@ -149,3 +147,9 @@ def conforming(response):
     body = response.json() if callable(response.json) else response.get_json()
     _validator(f"{pointer}/content/application~1json/schema").validate(body)
     return body
+
+
+def checked(response):
+    """The response itself, once `conforming`: for helpers that hand responses on."""
+    conforming(response)
+    return response

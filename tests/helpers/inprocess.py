@@ -16,6 +16,7 @@ from consult.clock import utcnow
 from consult.db import db
 from consult.realtime import Event
 from helpers import PASSWORD
+from helpers.contract import conforming
 
 # The in-process fixtures' astrologer's rate (conftest's `guru`): ₹60 a minute, a rupee a second.
 RATE = 6000
@@ -287,4 +288,6 @@ def error_of(response) -> str:
     """The text of a JSON error answer ({"error": "..."}), which must be there."""
     body = response.get_json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str), response.data
+    if response.request.path.startswith("/api/"):
+        conforming(response)  # a status the document declares, in its error shape
     return body["error"]
