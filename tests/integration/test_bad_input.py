@@ -32,6 +32,12 @@ def test_a_number_past_a_database_id_is_refused_everywhere(app, world, number):
         (user, "POST", f"/api/sessions/{number}/end", None, 404),
         (user, "GET", f"/api/sessions/{number}", None, 404),
         (user, "GET", f"/api/sessions/{number}/summary", None, 404),
+        # paths another method shares: once a 405 (found by schemathesis)
+        (user, "GET", f"/api/sessions/{number}/rating", None, 404),
+        (user, "PUT", f"/api/sessions/{number}/rating", {"stars": 5}, 404),
+        (user, "GET", f"/api/sessions/{number}/report", None, 404),
+        (user, "GET", f"/api/sessions/{number}/messages", None, 404),
+        (user, "POST", f"/api/sessions/{number}/messages", {"text": "x"}, 404),
         (user, "GET", f"/api/billing/status?sessionId={number}", None, 404),
         (user, "POST", "/api/sessions", {"astrologerId": number}, 404),
         (user, "POST", "/api/wallet/recharge", {"amountPaise": number}, 400),
