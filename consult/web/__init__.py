@@ -41,7 +41,7 @@ def init_app(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
 
-    # Before any route is added: a path int past a BIGINT names nothing (404, not a 500).
+    # Before any route is added: a path int past an id column names nothing (404, not a 500).
     app.url_map.converters["int"] = BoundedInt
     security.init_app(app)
     errors.init_app(app)
