@@ -1,4 +1,4 @@
-"""The JSON API of API.md: thin views that parse, call the domain, and answer."""
+"""The JSON API of consult/openapi.json: thin views that parse, call the domain, and answer."""
 
 from pathlib import Path
 
@@ -96,7 +96,7 @@ def set_availability():
 @bp.get("/me/earnings")
 @api_auth("astrologer")
 def earnings():
-    """The astrologer's statement (an addition to API.md): per day or per session."""
+    """The astrologer's statement (an addition to the first contract): per day or per session."""
     first, last = analytics.parse_range(
         request.args.get("from"), request.args.get("to"), today=utcnow().date()
     )

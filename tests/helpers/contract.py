@@ -24,7 +24,7 @@ SESSION_FIELDS = {
     "endReason",
     "durationSeconds",
     "totalCostPaise",
-    # API.md "Second wave"
+    # the second wave (README "Before and after the end")
     "maxMinutes",
     "maxSpendPaise",
     "refundedPaise",
@@ -76,7 +76,7 @@ def whole_seconds(start: str, stop: str) -> int:
     return (instant(stop) - instant(start)) // timedelta(seconds=1)
 
 
-# Error bodies API.md names.
+# Error bodies the contract names.
 AUTH_REQUIRED = {"error": "Authentication required"}
 NOT_FOUND = {"error": "Session not found"}
 

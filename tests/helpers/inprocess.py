@@ -146,8 +146,8 @@ def request_session(user: Person, astrologer: Person, at: datetime | None = None
 
 def be_present(*user_ids: int, hub=None) -> None:
     """Give each person without one a live connection (on `hub`, default the app's), as
-    their open page would: billing runs only while both parties are connected (API.md,
-    "Presence and billing")."""
+    their open page would: billing runs only while both parties are connected
+    (docs/websocket.md, "Presence and billing")."""
     hub = hub or services().hub
     for user_id in user_ids:
         if not hub.online(user_id):

@@ -1,4 +1,5 @@
-"""API.md "Second wave" over REST: limits, ratings, reports, make-good, refunds, availability.
+"""The second wave over REST (README "Before and after the end"): limits, ratings, reports,
+make-good, refunds, availability.
 
 In process, on SQLite and PostgreSQL. Times are passed to the domain where a rule depends
 on them (the scheduler's due ends, the 24-hour and 7-day windows), so nothing sleeps.
