@@ -132,7 +132,7 @@ def test_linked_operations_in_sequence(world):
         def validate_response(self, response, case, **kwargs):
             case.validate_response(response, checks=CHECKS)
 
-    Scenario.run(settings=settings(SETTINGS, max_examples=3 * EXAMPLES, stateful_step_count=8))
+    Scenario.run(settings=settings(SETTINGS, max_examples=2 * EXAMPLES, stateful_step_count=8))
     print(f"schemathesis stateful: {sorted(seen.items())}")
     print(f"schemathesis stateful: {time.monotonic() - started:.1f} s")
 

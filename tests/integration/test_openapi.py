@@ -47,6 +47,22 @@ def test_every_operation_has_an_id_a_summary_and_error_answers():
                 ), (method, path)
 
 
+# Sign-in, sign-up, recharge, session requests, messages and reports are rate-limited.
+THROTTLED = {"token", "register", "recharge", "createSession", "postMessage", "report"}
+
+
+def test_rate_limited_operations_declare_429_with_retry_after():
+    declared = {
+        operation["operationId"]
+        for item in OPENAPI["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters" and "429" in operation["responses"]
+    }
+    assert declared == THROTTLED
+    throttled = OPENAPI["components"]["responses"]["Throttled"]
+    assert "Retry-After" in throttled["headers"]
+
+
 def test_the_document_is_served_to_anyone(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
