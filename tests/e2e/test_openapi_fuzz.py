@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from helpers.contract import OPENAPI
-from helpers.server import FAST, Server, make_account
+from helpers.server import Server, make_account
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 EXAMPLES = 15  # per operation and generation mode
@@ -38,7 +38,7 @@ ASTROLOGER_ONLY = {"accept", "decline", "setAvailability", "earnings"}
 @pytest.fixture
 def world(fresh_server):
     """A server on a fresh database, an astrologer, a user with money and an admin."""
-    server: Server = fresh_server(**FAST)
+    server: Server = fresh_server()
     return {
         "server": server,
         "user": make_account(server, "user", balance=1_000_000),
@@ -48,7 +48,7 @@ def world(fresh_server):
 
 
 def caller_for(world, operation) -> dict:
-    """Who calls an operation: the role it is for (its answers to others are tested too)."""
+    """Who calls an operation: the role it is for (the in-process tests try the others)."""
     op_id = operation.definition.raw.get("operationId")
     if operation.path.startswith("/api/admin/"):
         who = world["admin"]
