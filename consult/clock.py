@@ -9,7 +9,7 @@ def utcnow() -> datetime:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """Format an instant as ISO 8601 with a `Z`, as API.md asks; None stays None."""
+    """Format an instant as ISO 8601 with a `Z`, as the API promises; None stays None."""
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -39,7 +39,7 @@ DEFAULTS = {
     "REMEMBER_COOKIE_SAMESITE": "Lax",
 }
 
-# Settings API.md promises to read from the environment under their plain names.
+# Settings read from the environment under their plain names (README "Configuration").
 ENVIRONMENT = {
     "DATABASE_URL": str,
     "REDIS_URL": str,

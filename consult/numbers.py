@@ -2,10 +2,12 @@
 
 JSON numbers arrive as Python ints of any size, and `true` is an int too: every id, amount,
 limit and count is checked here before it reaches the database, where a number past a
-BIGINT is an error (SQLite: "Python int too large"), not an answer.
+column's type is an error (SQLite: "Python int too large"; PostgreSQL: "integer out of
+range"), not an answer.
 """
 
-MAX_ID = 2**63 - 1  # the largest BIGINT, on SQLite and PostgreSQL alike
+# The largest id: ids are INTEGER columns, 32 bits on PostgreSQL (SQLite would take 64).
+MAX_ID = 2**31 - 1
 
 
 def is_whole(value, low: int, high: int) -> bool:

@@ -19,13 +19,13 @@ from .consultations import Consultation, refunds
 from .db import db, write_transaction
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .feedback import Report
+from .numbers import MAX_ID  # anything larger names no one
 from .policy import Policy
 from .realtime import Event, Hub
 
 ROLES = ("user", "astrologer")  # the people an operator looks after (admins are not listed)
 PAGE_SIZE = 25
 MAX_QUERY = 80
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database: anything larger names no one
 MAX_SPECIALITY = 120
 MAX_RATE_PAISE = 1_000_000  # ₹10,000.00 a minute: past this a typo, not a price
 NOT_FOUND = "No such person"

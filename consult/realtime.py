@@ -22,14 +22,14 @@ from .clock import utcnow
 
 @dataclass(frozen=True)
 class Event:
-    """A domain fact: `name` is the wire event name of API.md, `data` its JSON body."""
+    """A domain fact: `name` is the wire event name of docs/websocket.md, `data` its JSON body."""
 
     name: str
     data: dict = field(default_factory=dict)
 
     @cached_property
     def frame(self) -> str:
-        """The JSON frame of API.md, serialised once however many sockets it goes to."""
+        """The JSON frame of docs/websocket.md, serialised once however many sockets it goes to."""
         return json.dumps({"event": self.name, "data": self.data})
 
 

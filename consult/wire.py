@@ -1,4 +1,5 @@
-"""The JSON shapes of the contract (docs/API.md): REST answers and socket event payloads.
+"""The JSON shapes of the contract (consult/openapi.json, docs/websocket.md): REST answers
+and socket event payloads.
 
 The models know nothing of JSON; the web layer answers with these, and the domain builds
 its events' payloads with them, because an event crosses instances (Redis) as JSON.

@@ -34,7 +34,8 @@ TOO_MUCH = "Refunds of a session cannot add up to more than its cost"
 
 
 def make_good_reason(row, *, reason: str, stop: datetime, seconds: int, policy) -> str | None:
-    """The make-good rule (API.md "Second wave"): why this end costs the user nothing, or None."""
+    """The make-good rule (README "Before and after the end"): why this end costs the user
+    nothing, or None."""
     if seconds <= 0:
         return None
     walked_out = reason in (ASTROLOGER_ENDED, ASTROLOGER_DISCONNECTED)

@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
 
-    # Before any route is added: a path int past a BIGINT names nothing (404, not a 500).
+    # Before any route is added: a path int past an id column names nothing (404, not a 500).
     app.url_map.converters["int"] = BoundedInt
     security.init_app(app)
     errors.init_app(app)
@@ -99,7 +99,10 @@ def load_user(user_id: str):
 
 
 class BoundedInt(IntegerConverter):
-    """`<int:…>` in every route: positive, and no larger than a database id can be."""
+    """`<int:…>` in every route: digits, and past what a database id can be, 0, which names
+    nothing (404). Not a refusal to convert: werkzeug would then answer 405 wherever a rule
+    of another method shares the path (`GET` and `PUT .../rating`)."""
 
-    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002
-        super().__init__(map, fixed_digits, min, max, signed)
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if number <= MAX_ID else 0

@@ -1,4 +1,4 @@
-"""The operators' JSON API (API.md "Second wave"): every route is for admins only."""
+"""The operators' JSON API (consult/openapi.json, /api/admin): every route is for admins only."""
 
 from flask import Blueprint, jsonify, request
 from flask_login import current_user

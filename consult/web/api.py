@@ -1,4 +1,6 @@
-"""The JSON API of API.md: thin views that parse, call the domain, and answer."""
+"""The JSON API of consult/openapi.json: thin views that parse, call the domain, and answer."""
+
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
@@ -12,6 +14,8 @@ from . import rate_limits
 from .common import api_auth, csv_download, end_as_caller, json_body, request_id, services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+# The contract of this API as an OpenAPI 3.1 document, read once, served as it is.
+OPENAPI = (Path(__file__).parents[1] / "openapi.json").read_bytes()
 
 
 def _int_id(value, message="Session not found"):
@@ -26,6 +30,11 @@ def _token_answer(user, status=200):
         user, now=utcnow(), ttl_seconds=current_app.config["TOKEN_TTL_SECONDS"]
     )
     return jsonify(token=token, user=wire.account(user)), status
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return current_app.response_class(OPENAPI, mimetype="application/json")
 
 
 @bp.post("/auth/token")
@@ -86,7 +95,7 @@ def set_availability():
 @bp.get("/me/earnings")
 @api_auth("astrologer")
 def earnings():
-    """The astrologer's statement (an addition to API.md): per day or per session."""
+    """The astrologer's statement (an addition to the first contract): per day or per session."""
     first, last = analytics.parse_range(
         request.args.get("from"), request.args.get("to"), today=utcnow().date()
     )

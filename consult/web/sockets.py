@@ -1,4 +1,5 @@
-"""WebSockets: `/api/ws` speaks JSON frames (API.md); `/ws` feeds htmx pages HTML fragments.
+"""WebSockets: `/api/ws` speaks JSON frames (docs/websocket.md); `/ws` feeds htmx pages
+HTML fragments.
 
 Handlers stay thin: authenticate and check the Origin before the handshake, release the
 database session, attach to the hub, loop on receive, detach in `finally`. Each connection

@@ -11,7 +11,8 @@
 - `databases`: SQLite and PostgreSQL databases for a test, and the test app's config;
 - `browser`: Playwright helpers (contexts signed in, money read off the page, axe-core,
   the console watch every browser test ends with);
-- `contract`: the field sets API.md names; `hostile`: chat texts that try to become markup;
+- `contract`: the field sets the contract names, and answers checked against
+  consult/openapi.json; `hostile`: chat texts that try to become markup;
 - `analytics`: the world of ended sessions the analytics tests count, by the API and on the page.
 """
 

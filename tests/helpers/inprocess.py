@@ -16,6 +16,7 @@ from consult.clock import utcnow
 from consult.db import db
 from consult.realtime import Event
 from helpers import PASSWORD
+from helpers.contract import conforming
 
 # The in-process fixtures' astrologer's rate (conftest's `guru`): ₹60 a minute, a rupee a second.
 RATE = 6000
@@ -145,8 +146,8 @@ def request_session(user: Person, astrologer: Person, at: datetime | None = None
 
 def be_present(*user_ids: int, hub=None) -> None:
     """Give each person without one a live connection (on `hub`, default the app's), as
-    their open page would: billing runs only while both parties are connected (API.md,
-    "Presence and billing")."""
+    their open page would: billing runs only while both parties are connected
+    (docs/websocket.md, "Presence and billing")."""
     hub = hub or services().hub
     for user_id in user_ids:
         if not hub.online(user_id):
@@ -293,4 +294,6 @@ def error_of(response) -> str:
     """The text of a JSON error answer ({"error": "..."}), which must be there."""
     body = response.get_json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str), response.data
+    if response.request.path.startswith("/api/"):
+        conforming(response)  # a status the document declares, in its error shape
     return body["error"]

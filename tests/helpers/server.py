@@ -194,8 +194,8 @@ class Api:
 
     def present(self) -> "Api":
         """Make sure this account holds an open socket, as an open app would: billing runs
-        only while both parties are connected (API.md, "Presence and billing"). One of the
-        test's own will do; else one is opened and held until the test ends."""
+        only while both parties are connected (docs/websocket.md, "Presence and billing").
+        One of the test's own will do; else one is opened and held until the test ends."""
         ws = next((s for s in self.sockets if not s.closed.is_set()), None)
         if ws is None:
             ws = self.socket()
@@ -252,7 +252,7 @@ def register_user(
 
 
 def create_astrologer(server: Server, rate: int = 6000) -> Api:
-    """Create an astrologer with the operator CLI (as API.md says), then sign in."""
+    """Create an astrologer with the operator CLI (as the README says), then sign in."""
     username = unique("a")
     result = server.cli(
         "create-user", username, "--password", PASSWORD, "--role", "astrologer", "--rate", str(rate)

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from consult import analytics
 from consult.db import db
 from helpers.analytics import analytics_world
+from helpers.contract import checked
 from helpers.inprocess import isolated_client, login, make_user
 
 
@@ -25,7 +26,7 @@ def world(app):
 
 
 def get(client, person, query):
-    return client.get(f"/api/admin/analytics?{query}", headers=person.auth)
+    return checked(client.get(f"/api/admin/analytics?{query}", headers=person.auth))
 
 
 def test_per_day_every_day_of_the_range_with_its_figures(client, world):

@@ -1,5 +1,5 @@
 """The JSON API's sign-in: tokens, sign-up, credentials refused, the login throttle, and
-CSRF for a signed-in browser (API.md "Authentication")."""
+CSRF for a signed-in browser (consult/openapi.json, securitySchemes)."""
 
 from datetime import timedelta
 

@@ -1,7 +1,7 @@
 """The JSON API's chat: both parties post and hear, 1 to 2000 characters, only while the
 session is active, only its parties."""
 
-from helpers.contract import NOT_FOUND, instant
+from helpers.contract import NOT_FOUND, conforming, instant
 from helpers.inprocess import (
     error_of,
     listen,
@@ -22,7 +22,7 @@ def test_both_parties_post_messages_and_both_hear_them(client, alice, guru):
         f"/api/sessions/{session_id}/messages", json={"text": "Hello"}, headers=guru.auth
     )
     assert first.status_code == second.status_code == 201
-    message = first.get_json()
+    message = conforming(first)
     assert {"id", "senderId", "text", "sentAt"} <= message.keys()
     assert message["senderId"] == alice.id
     assert message["text"] == "Namaste"

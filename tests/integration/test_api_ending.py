@@ -5,7 +5,7 @@ day of sessions."""
 from consult import ledger
 from consult.clock import utcnow
 from helpers.books import assert_books_balance
-from helpers.contract import END_FIELDS, NOT_FOUND, instant, whole_seconds
+from helpers.contract import END_FIELDS, NOT_FOUND, conforming, instant, whole_seconds
 from helpers.inprocess import (
     RATE,
     balance_of,
@@ -53,7 +53,7 @@ def test_the_user_ends_and_pays_for_the_whole_seconds_used(client, alice, guru):
     response = client.post("/api/sessions/end", headers=alice.auth)
     after = utcnow()
     assert response.status_code == 200
-    body = response.get_json()
+    body = conforming(response)
     assert body.keys() == END_FIELDS
     assert before <= instant(body["endedAt"]) <= after  # billing stopped at the request
     session = client.get(f"/api/sessions/{session_id}", headers=alice.auth).get_json()
@@ -108,7 +108,7 @@ def test_the_astrologer_ends_with_astrologer_ended_whatever_the_body_says(client
         f"/api/sessions/{session_id}/end", json={"reason": "user_requested"}, headers=guru.auth
     )
     assert response.status_code == 200
-    body = response.get_json()
+    body = conforming(response)
     assert body.keys() == END_FIELDS
     assert body["reason"] == "astrologer_ended"
     assert body["balancePaise"] is None

@@ -4,7 +4,7 @@ through the Flask test client: statuses, bodies and error texts."""
 from datetime import timedelta
 
 from consult.clock import utcnow
-from helpers.contract import NOT_FOUND, SESSION_FIELDS, instant
+from helpers.contract import NOT_FOUND, SESSION_FIELDS, conforming, instant
 from helpers.inprocess import (
     RATE,
     accept_session,
@@ -24,7 +24,7 @@ from helpers.inprocess import (
 def test_a_user_requests_a_session_and_gets_201_requested(client, alice, guru):
     response = client.post("/api/sessions", json={"astrologerId": guru.id}, headers=alice.auth)
     assert response.status_code == 201
-    session = response.get_json()
+    session = conforming(response)
     assert session.keys() >= SESSION_FIELDS
     assert session["userId"] == alice.id
     assert session["astrologerId"] == guru.id
@@ -89,7 +89,7 @@ def test_the_astrologer_accepts_and_billing_starts(client, alice, guru):
     session_id = request_session(alice, guru)
     response = client.post(f"/api/sessions/{session_id}/accept", headers=guru.auth)
     assert response.status_code == 200
-    session = response.get_json()
+    session = conforming(response)
     assert session.keys() >= SESSION_FIELDS
     assert session["status"] == "active"
     assert instant(session["startedAt"]) >= instant(session["requestedAt"])

@@ -1,6 +1,7 @@
 """The JSON API's astrologer list and wallet: rates, presence, the balance, recharges and
 their idempotency keys."""
 
+from helpers.contract import conforming
 from helpers.inprocess import (
     RATE,
     add_money,
@@ -17,7 +18,7 @@ def test_astrologers_are_listed_to_anyone_with_their_rates(client, alice, guru, 
     other = make_astrologer("moon", rate=3550, name="Moon Reader")
     response = client.get("/api/astrologers")
     assert response.status_code == 200
-    listed = response.get_json()
+    listed = conforming(response)
     assert [a["id"] for a in listed] == [guru.id, other.id]
     for entry, who, rate in ((listed[0], guru, RATE), (listed[1], other, 3550)):
         assert {"id", "username", "name", "ratePaisePerMinute", "online"} <= entry.keys()
@@ -51,7 +52,7 @@ def test_only_users_have_a_wallet(client, guru):
 def test_recharge_adds_to_the_balance(client, alice):
     response = client.post("/api/wallet/recharge", json={"amountPaise": 2_550}, headers=alice.auth)
     assert response.status_code == 200
-    assert response.get_json() == {"balancePaise": 102_550}
+    assert conforming(response) == {"balancePaise": 102_550}
     assert client.get("/api/wallet", headers=alice.auth).get_json() == {"balancePaise": 102_550}
 
 

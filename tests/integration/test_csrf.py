@@ -101,7 +101,7 @@ CSRF_CASES = {
         "astrologer", "requested", lambda w: {}, 302, values={"answer": "accept"}
     ),
     "pages.post_message": CsrfCase("user", "active", lambda w: {"text": "hello"}, 302),
-    # API.md "Second wave"
+    # the second wave (README "Before and after the end")
     "api.change_limits": CsrfCase(
         "user", "active", lambda w: {"maxMinutes": 30}, 200, True, method="put"
     ),

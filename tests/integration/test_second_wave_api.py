@@ -1,4 +1,5 @@
-"""API.md "Second wave" over REST: limits, ratings, reports, make-good, refunds, availability.
+"""The second wave over REST (README "Before and after the end"): limits, ratings, reports,
+make-good, refunds, availability.
 
 In process, on SQLite and PostgreSQL. Times are passed to the domain where a rule depends
 on them (the scheduler's due ends, the 24-hour and 7-day windows), so nothing sleeps.
@@ -13,7 +14,7 @@ from consult import chat, consultations, feedback
 from consult.clock import utcnow
 from helpers import PASSWORD
 from helpers.books import assert_books_balance
-from helpers.contract import ASTROLOGER_FIELDS, REPORT_FIELDS, SESSION_FIELDS
+from helpers.contract import ASTROLOGER_FIELDS, REPORT_FIELDS, SESSION_FIELDS, checked
 from helpers.inprocess import (
     accept_session,
     add_money,
@@ -41,15 +42,15 @@ def make_good(app, monkeypatch):
 
 
 def post(client, person, path, body=None, **headers):
-    return client.post(path, json=body, headers={**person.auth, **headers})
+    return checked(client.post(path, json=body, headers={**person.auth, **headers}))
 
 
 def put(client, person, path, body=None):
-    return client.put(path, json=body, headers=person.auth)
+    return checked(client.put(path, json=body, headers=person.auth))
 
 
 def get(client, person, path):
-    return client.get(path, headers=person.auth)
+    return checked(client.get(path, headers=person.auth))
 
 
 def end_at(person, session_id, at):

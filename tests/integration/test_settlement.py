@@ -244,7 +244,7 @@ def test_a_user_gone_before_the_accept_is_paused_from_the_start(people, hub, pol
 
 def test_a_party_who_never_connected_is_away_from_the_accept_until_they_arrive(people, policy):
     # A real hub that nobody has ever connected to knows no "gone since" for anyone: being
-    # offline, not having left, is what pauses billing (API.md, "Presence and billing").
+    # offline, not having left, is what pauses billing (docs/websocket.md, "Presence and billing").
     hub = LocalHub()
     user, astrologer = people()
     hub.attach(Listener(user.id))  # only the user has the app open

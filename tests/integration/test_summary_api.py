@@ -1,4 +1,4 @@
-"""GET /api/sessions/<id>/summary: the receipt a program can show (an addition to API.md)."""
+"""GET /api/sessions/<id>/summary: the receipt a program can show (an addition)."""
 
 from datetime import timedelta
 

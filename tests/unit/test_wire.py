@@ -1,5 +1,6 @@
-"""The JSON shapes of API.md, built from plain objects: every field the contract names,
-times in UTC with a Z, and the balance only for the user who pays."""
+"""The JSON shapes of the contract (consult/openapi.json, docs/websocket.md), built from
+plain objects: every field the contract names, times in UTC with a Z, and the balance only
+for the user who pays."""
 
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
