@@ -91,6 +91,11 @@ def newest_beat(instance_ids: set[str]) -> datetime | None:
     )
 
 
+def lease_ttl(interval: float) -> timedelta:
+    """How long a tick's lease lasts: a few ticks, so one slow tick does not lose it."""
+    return timedelta(seconds=max(2.0, interval * 6))
+
+
 class Scheduler:
     """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent)."""
 
@@ -109,7 +114,7 @@ class Scheduler:
         self.heartbeat_every = heartbeat_every
         self.presence_check_every = presence_check_every or interval * 10
         self.instance_id = uuid.uuid4().hex
-        self.lease_ttl = timedelta(seconds=max(2.0, interval * 6))
+        self.lease_ttl = lease_ttl(interval)
         self.stale_after = timedelta(seconds=max(3.0, heartbeat_every * 3))
         self.booted_at = utcnow()
         self._recovery_pending = False

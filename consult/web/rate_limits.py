@@ -12,6 +12,7 @@ and worker counts together, and a restart forgets nothing), in memory otherwise.
 Over a limit: `429` with `Retry-After` (seconds); over the socket, an `error` frame.
 """
 
+import functools
 import math
 import time
 from collections import deque
@@ -106,10 +107,16 @@ sign_up = per_address("SIGNUP_LIMIT", "sign-up", "Too many sign-ups from here; t
 recharge = per_address("RECHARGE_LIMIT", "recharge", "Too many recharges; try again later")
 
 
+@functools.cache
+def _parsed(limit: str):
+    """A limit string, parsed once (a chat message spends one on every send)."""
+    return parse(limit)
+
+
 def spend(kind: str, account_id: int) -> None:
     """Count one `kind` action of the account; raise Throttled once over its limit."""
     setting, message = PER_ACCOUNT[kind]
-    item = parse(current_app.config[setting])
+    item = _parsed(current_app.config[setting])
     if not limiter.limiter.hit(item, kind, str(account_id)):
         reset_at = limiter.limiter.get_window_stats(item, kind, str(account_id)).reset_time
         raise Throttled(message, max(1, math.ceil(reset_at - time.time())))

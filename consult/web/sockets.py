@@ -225,7 +225,10 @@ def serve(ws, *, html: bool) -> None:
     except ConnectionClosed:
         pass
     finally:
-        _open_sockets(app)[caller.id] -= 1
+        open_sockets = _open_sockets(app)
+        open_sockets[caller.id] -= 1
+        if not open_sockets[caller.id]:  # no entry per user who ever connected
+            del open_sockets[caller.id]
         hub.detach(connection)
         metrics.OPEN_SOCKETS.dec()
         connection.close()

@@ -31,7 +31,7 @@ from helpers.server import (
     start_session,
     wait_until,
 )
-from helpers.sockets import Socket, delivered
+from helpers.sockets import Socket, delivered, ticked_past
 
 pytestmark = pytest.mark.server
 
@@ -157,10 +157,11 @@ def ended_once(
 
 
 def not_ended_by_the_grace(server: Server, ws: Socket) -> None:
-    """A grace from now has run out (and the half second the server may take to see a
-    drop), the scheduler has ticked past it, and the socket holds all it is owed: it has
-    heard no consult:ended."""
-    time.sleep(grace_of(server) + 0.5)
+    """Once a grace from now has run out (and the half second the server may take to see a
+    drop) by the server's own clock, its scheduler has ticked past it, and the socket holds
+    all it is owed, it has heard no consult:ended."""
+    passed = datetime.now(UTC) + timedelta(seconds=grace_of(server) + 0.5)
+    ticked_past(server, passed, timeout=grace_of(server) + 10)
     delivered(server, ws)
     assert ws.count("consult:ended") == 0, "the session ended although the party was back"
 

@@ -15,10 +15,11 @@ import queue
 import socket
 import threading
 import time
+from datetime import datetime
 
 import websocket
 
-from helpers.books import query
+from helpers.books import books_app, query
 from helpers.server import unique, wait_until
 
 
@@ -166,6 +167,25 @@ class RawSocket(_Client):
 def _lease_renewed_at(target):
     rows = query(target, "SELECT expires_at FROM leases WHERE name = 'scheduler'")
     return rows[0][0] if rows else None
+
+
+def ticked_past(server, moment: datetime, timeout: float) -> None:
+    """Return once the server's scheduler has begun a tick after `moment` (aware, UTC), by
+    the server's clock: the lease renewed at each tick's start ends `lease_ttl` after it."""
+    from sqlalchemy import select
+
+    from consult.db import db
+    from consult.scheduler import SCHEDULER_LEASE, Lease, lease_ttl
+
+    ttl = lease_ttl(float(server.settings["SCHEDULER_INTERVAL_SECONDS"]))
+
+    def past() -> bool:
+        with books_app(server.database_url).app_context():
+            ends = db.session.scalar(select(Lease.expires_at).where(Lease.name == SCHEDULER_LEASE))
+            db.session.rollback()
+        return ends is not None and ends - ttl > moment
+
+    wait_until(past, timeout=timeout, interval=0.05, message=f"a scheduler tick after {moment}")
 
 
 def scheduler_ticked(target, timeout: float = 10.0) -> None:
