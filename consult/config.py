@@ -8,6 +8,7 @@ DEFAULTS = {
     "DATABASE_URL": None,  # None: SQLite in the instance folder
     "REDIS_URL": None,  # None: the in-memory hub (one process)
     "REDIS_PREFIX": "consult",  # keys and channel names, so deployments can share a Redis
+    "SQLITE_GROUP_COMMIT": True,  # concurrent commits share one fsync (group_commit.py)
     "DISCONNECT_GRACE_SECONDS": 30,
     "REQUEST_TIMEOUT_SECONDS": 120,
     "LOW_BALANCE_WARNING_SECONDS": 60,
@@ -39,6 +40,11 @@ DEFAULTS = {
     "REMEMBER_COOKIE_SAMESITE": "Lax",
 }
 
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
 # Settings read from the environment under their plain names (README "Configuration").
 ENVIRONMENT = {
     "DATABASE_URL": str,
@@ -68,7 +74,8 @@ ENVIRONMENT = {
     "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
     "METRICS_TOKEN": str,
     "METRICS_ALLOWED_ADDRESSES": str,
-    "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
+    "SESSION_COOKIE_SECURE": _flag,
+    "SQLITE_GROUP_COMMIT": _flag,
 }
 
 

@@ -1,6 +1,7 @@
 """The database handle, its column types and the write transaction every use case runs in."""
 
 import contextvars
+import weakref
 from contextlib import contextmanager
 from datetime import UTC
 
@@ -8,6 +9,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from .group_commit import WalSync
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -47,14 +50,27 @@ class UTCDateTime(TypeDecorator):
 _immediate = contextvars.ContextVar("begin_immediate", default=False)
 
 
-def configure_sqlite(engine) -> None:
-    """Turn on WAL and let write transactions begin IMMEDIATE (SQLAlchemy's documented hook)."""
+# The group commit of each SQLite engine that has one (see group_commit.py).
+_wal_syncs: "weakref.WeakKeyDictionary[object, WalSync]" = weakref.WeakKeyDictionary()
+
+
+def configure_sqlite(engine, group_commit: bool = True) -> None:
+    """Turn on WAL and let write transactions begin IMMEDIATE (SQLAlchemy's documented hook).
+
+    With `group_commit` (and a database file), commits skip their own fsync and share one
+    in `write_transaction`; without, each commit fsyncs (`synchronous=FULL`).
+    """
+    database = engine.url.database
+    grouped = group_commit and database not in (None, "", ":memory:")
+    if grouped:
+        _wal_syncs[engine] = WalSync(database)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'NORMAL' if grouped else 'FULL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
@@ -69,6 +85,8 @@ def write_transaction():
     """Run a use case in one transaction that holds the write lock from its first statement.
 
     Commits on success and rolls back on any error, so a failed use case changes nothing.
+    It returns only once the commit is durable, so nothing it answers or announces
+    afterwards can be lost (on SQLite, through the group commit's shared fsync).
     """
     session = db.session
     session.rollback()  # end any read transaction, so the next BEGIN is ours
@@ -81,3 +99,6 @@ def write_transaction():
         raise
     finally:
         _immediate.reset(token)
+    wal_sync = _wal_syncs.get(session.get_bind())
+    if wal_sync is not None:
+        wal_sync.wait()

@@ -39,6 +39,10 @@ OPEN_SOCKETS = Gauge(
     "Sockets attached to the hub (summed over live workers)",
     multiprocess_mode="livesum",
 )
+WAL_FSYNCS = Counter("consult_sqlite_wal_fsyncs", "fsyncs of SQLite's WAL (group commit)")
+WAL_SYNCED_COMMITS = Counter(
+    "consult_sqlite_wal_synced_commits", "Write transactions made durable by those fsyncs"
+)
 REFUNDS = Counter("consult_refunds", "Refunds made, by reason", ["reason"])
 REFUNDED_PAISE = Counter("consult_refunded_paise", "Paise refunded, by reason", ["reason"])
 
@@ -49,6 +53,12 @@ def settled(reason: str, seconds: float, make_good: str | None, refunded_paise: 
     SETTLEMENT_SECONDS.observe(seconds)
     if make_good and refunded_paise:
         refunded(make_good, refunded_paise)
+
+
+def wal_synced(commits: int) -> None:
+    """Count one group commit's fsync and the commits it made durable."""
+    WAL_FSYNCS.inc()
+    WAL_SYNCED_COMMITS.inc(commits)
 
 
 def refunded(reason: str, paise: int) -> None:
