@@ -44,6 +44,10 @@ def _append_only(_mapper, _connection, target):
     raise RuntimeError(f"session event {target.id} is append-only")
 
 
+# Built once: the hot paths run it with parameters, so SQLAlchemy never rebuilds it.
+_INSERT = insert(SessionEvent.__table__)
+
+
 def record(
     consultation_id: int | None,
     kind: str,
@@ -60,20 +64,21 @@ def record(
 ) -> None:
     """Append an event in the caller's transaction (one INSERT, no unit-of-work flush)."""
     db.session.execute(
-        insert(SessionEvent.__table__).values(
-            consultation_id=consultation_id,
-            subject_id=subject_id,
-            kind=kind,
-            actor_id=actor_id,
-            reason=reason,
-            cost_paise=cost_paise,
-            request_id=(request_id or None) and request_id[:64],
-            at=at,
-            detail=detail,
-            idempotency_key=idempotency_key,
-            wallet_before_paise=wallet and wallet[0],
-            wallet_after_paise=wallet and wallet[1],
-        )
+        _INSERT,
+        {
+            "consultation_id": consultation_id,
+            "subject_id": subject_id,
+            "kind": kind,
+            "actor_id": actor_id,
+            "reason": reason,
+            "cost_paise": cost_paise,
+            "request_id": (request_id or None) and request_id[:64],
+            "at": at,
+            "detail": detail,
+            "idempotency_key": idempotency_key,
+            "wallet_before_paise": wallet and wallet[0],
+            "wallet_after_paise": wallet and wallet[1],
+        },
     )
 
 

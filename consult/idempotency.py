@@ -7,7 +7,7 @@ never leave an effect without its record (a retry would repeat it) or the revers
 import json
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, insert, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, bindparam, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
@@ -28,6 +28,14 @@ class IdempotencyRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# Built once and run with parameters (an end with a key runs both).
+_records = IdempotencyRecord.__table__
+_FIND = select(_records.c.fingerprint, _records.c.response).where(
+    _records.c.user_id == bindparam("user_id"), _records.c.key == bindparam("key")
+)
+_INSERT = insert(_records)
+
+
 def check_key(key) -> str | None:
     """Validate a client-supplied key (None means the request is not idempotent)."""
     if key is None:
@@ -41,11 +49,7 @@ def replay(user_id: int, key: str | None, fingerprint: str) -> dict | None:
     """Return the stored answer for this key, None if it is new; refuse a reused key."""
     if key is None:
         return None
-    record = db.session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    )
+    record = db.session.execute(_FIND, {"user_id": user_id, "key": key}).one_or_none()
     if record is None:
         return None
     if record.fingerprint != fingerprint:
@@ -57,11 +61,12 @@ def remember(user_id: int, key: str | None, fingerprint: str, response: dict, at
     """Store the answer in the caller's transaction."""
     if key is not None:
         db.session.execute(
-            insert(IdempotencyRecord.__table__).values(
-                user_id=user_id,
-                key=key,
-                fingerprint=fingerprint,
-                response=json.dumps(response),
-                created_at=at,
-            )
+            _INSERT,
+            {
+                "user_id": user_id,
+                "key": key,
+                "fingerprint": fingerprint,
+                "response": json.dumps(response),
+                "created_at": at,
+            },
         )

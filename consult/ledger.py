@@ -6,6 +6,7 @@ as the entries, with an atomic UPDATE, so concurrent transfers cannot lose an up
 user wallet cannot go below zero (the UPDATE's guard, and a CHECK constraint behind it).
 """
 
+import functools
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     UniqueConstraint,
+    bindparam,
     case,
     event,
     func,
@@ -144,9 +146,23 @@ def _forget_account_ids(session) -> None:
     session.info.pop("consult_account_ids", None)
 
 
+_accounts, _transfers, _entries = Account.__table__, Transfer.__table__, Entry.__table__
+# Built once: the hot paths run them with parameters, so SQLAlchemy never rebuilds them.
+_INSERT_TRANSFER = insert(_transfers)
+_INSERT_ENTRY = insert(_entries)
+_BALANCE = select(_accounts.c.balance_paise).where(_accounts.c.id == bindparam("id"))
+_LOCKED_BALANCE = _BALANCE.with_for_update()
+
+
+def locked_balance(account_id_: int) -> int:
+    """The account's balance, its row held until the transaction ends (SQLite already holds
+    the database): nothing can move it before the caller commits."""
+    return db.session.execute(_LOCKED_BALANCE, {"id": account_id_}).scalar_one()
+
+
 def lock(account_id_: int) -> int:
     """Hold the account's row until the transaction ends (SQLite already holds the database)."""
-    db.session.execute(select(Account.id).where(Account.id == account_id_).with_for_update())
+    locked_balance(account_id_)
     return account_id_
 
 
@@ -164,10 +180,7 @@ def balance(account) -> int:
     `account` is an Account or an account id.
     """
     account_id_ = account if isinstance(account, int) else account.id
-    return db.session.scalar(select(Account.balance_paise).where(Account.id == account_id_))
-
-
-_accounts, _transfers, _entries = Account.__table__, Transfer.__table__, Entry.__table__
+    return db.session.execute(_BALANCE, {"id": account_id_}).scalar()
 
 
 def post_transfer(
@@ -191,19 +204,20 @@ def post_transfer(
             raise ValueError("a move is a non-negative whole number of paise")
     moves = [m for m in moves if m.amount_paise > 0]
     transfer_id = db.session.execute(
-        insert(_transfers).values(
-            kind=kind,
-            memo=memo,
-            created_at=at,
-            consultation_id=consultation_id,
-            refund_of_id=refund_of_id,
-            external_reference=external_reference,
-        )
+        _INSERT_TRANSFER,
+        {
+            "kind": kind,
+            "memo": memo,
+            "created_at": at,
+            "consultation_id": consultation_id,
+            "refund_of_id": refund_of_id,
+            "external_reference": external_reference,
+        },
     ).inserted_primary_key[0]
     if not moves:
         return transfer_id
-    db.session.execute(  # one executemany of a statement compiled once
-        insert(_entries),
+    db.session.execute(  # one executemany
+        _INSERT_ENTRY,
         [
             {
                 "transfer_id": transfer_id,
@@ -225,17 +239,30 @@ def _shift_balances(moves: list[Move]) -> None:
     for m in moves:
         deltas[m.source] = deltas.get(m.source, 0) - m.amount_paise
         deltas[m.target] = deltas.get(m.target, 0) + m.amount_paise
-    delta = case(deltas, value=_accounts.c.id, else_=0)
-    updated = _accounts.c.balance_paise + delta
-    touched = db.session.execute(
-        update(_accounts)
-        .where(_accounts.c.id.in_(list(deltas)))
-        .where(or_(_accounts.c.kind != USER_WALLET, updated >= 0))
-        .values(balance_paise=updated)
-    ).rowcount
+    params = {}
+    for n, (account, delta) in enumerate(deltas.items()):
+        params[f"account_{n}"], params[f"delta_{n}"] = account, delta
+    touched = db.session.execute(_shift_statement(len(deltas)), params).rowcount
     if touched != len(deltas):
         # Nothing partial can stay: the caller's transaction rolls back on this error.
         raise PaymentRequired("Insufficient balance")
+
+
+@functools.cache
+def _shift_statement(accounts: int):
+    """The guarded UPDATE of `accounts` balances, built once per count: `:account_N` moves
+    by `:delta_N`."""
+    ids = [bindparam(f"account_{n}") for n in range(accounts)]
+    delta = case(
+        *((_accounts.c.id == ids[n], bindparam(f"delta_{n}")) for n in range(accounts)), else_=0
+    )
+    updated = _accounts.c.balance_paise + delta
+    return (
+        update(_accounts)
+        .where(_accounts.c.id.in_(ids))
+        .where(or_(_accounts.c.kind != USER_WALLET, updated >= 0))
+        .values(balance_paise=updated)
+    )
 
 
 def entries_balance(account_id: int) -> int:

@@ -5,7 +5,7 @@ Lifecycle: requested -> active -> ended, or requested -> declined | cancelled | 
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, select, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, bindparam, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts import User
@@ -168,8 +168,10 @@ def locked(consultation_id: int) -> Consultation | None:
     )
 
 
-def session_row(consultation_id: int, *, for_update: bool = False, extra=()):
-    """One consultation as a plain row, with its astrologer's name: the lean paths' read."""
+def row_query(*, for_update: bool = False, extra=()):
+    """The lean paths' read of one consultation (`:consultation_id`) as a plain row, with its
+    astrologer's name; built once by each caller and run with a parameter, so SQLAlchemy
+    neither rebuilds nor re-keys it per call."""
     query = (
         select(
             table,
@@ -178,8 +180,14 @@ def session_row(consultation_id: int, *, for_update: bool = False, extra=()):
             *extra,
         )
         .join_from(table, users, users.c.id == table.c.astrologer_id)
-        .where(table.c.id == consultation_id)
+        .where(table.c.id == bindparam("consultation_id"))
     )
-    if for_update:
-        query = query.with_for_update(of=table)
-    return db.session.execute(query).one_or_none()
+    return query.with_for_update(of=table) if for_update else query
+
+
+_ROW = row_query()
+
+
+def session_row(consultation_id: int, query=_ROW):
+    """One consultation as a plain row (through `query`, a `row_query`), or None."""
+    return db.session.execute(query, {"consultation_id": consultation_id}).one_or_none()

@@ -6,11 +6,12 @@ from active to ended, the cost from timestamps, the ledger transfer and the audi
 Events are published only after that transaction commits.
 """
 
+import functools
 import time
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, availability, billing, idempotency, ledger, metrics, wire
@@ -32,8 +33,8 @@ from .model import (
     NOT_ACTIVE,
     SESSION_NOT_FOUND,
     USER_REQUESTED,
-    Consultation,
     paused_of,
+    row_query,
     session_row,
     table,
 )
@@ -144,7 +145,8 @@ def end_session(
     return outcome
 
 
-def _locked_row(consultation_id: int):
+@functools.cache
+def _locked_row_query():
     """The consultation, locked, with whether its astrologer ever wrote (for the make-good)."""
     messages = db.metadata.tables["messages"]  # by name: chat imports this package
     wrote = (
@@ -156,7 +158,11 @@ def _locked_row(consultation_id: int):
         .exists()
         .label("astrologer_wrote")
     )
-    return session_row(consultation_id, for_update=True, extra=(wrote,))
+    return row_query(for_update=True, extra=(wrote,))
+
+
+def _locked_row(consultation_id: int):
+    return session_row(consultation_id, _locked_row_query())
 
 
 def _reason_of_party(row, actor_id) -> str:
@@ -178,6 +184,10 @@ class _LostRace(Exception):
     """The compare-and-set from active to ended found the consultation no longer active."""
 
 
+# From active to ended, or nothing: the columns to set come with each execution.
+_COMPARE_AND_SET = update(table).where(table.c.id == bindparam("row_id"), table.c.status == ACTIVE)
+
+
 def _settle(
     row, reason, at, policy, actor_id, request_id, note=None, idempotency_key=None
 ) -> EndOutcome:
@@ -186,12 +196,9 @@ def _settle(
     Seven statements: the locked row (read by the caller), the locked wallet, the
     compare-and-set, the transfer, its entries, the balances, the audit record.
     """
-    wallet = ledger.account_id(ledger.USER_WALLET, row.user_id)
     # Locked: nothing moves the wallet between this read and the settlement's commit, so
     # the balance after is this one less the cost.
-    wallet_paise = db.session.scalar(
-        select(ledger.Account.balance_paise).where(ledger.Account.id == wallet).with_for_update()
-    )
+    wallet_paise = ledger.locked_balance(ledger.account_id(ledger.USER_WALLET, row.user_id))
     stop = billing_stop(row, at, wallet_paise)
     if policy.restart is not None and row.started_at < policy.restart.booted_at:
         stop = max(row.started_at, min(stop, policy.restart.alive_until))
@@ -213,21 +220,20 @@ def _settle(
         refunded_paise=refunded,
     )
     won = db.session.execute(
-        update(Consultation)
-        .where(Consultation.id == row.id, Consultation.status == ACTIVE)
-        .values(
-            status=ENDED,
-            ended_at=stop,
-            end_reason=reason,
-            ended_by_id=actor_id,
-            billed_seconds=seconds,
-            total_cost_paise=cost,
-            balance_after_paise=ended.balance_after_paise,
-            refunded_paise=refunded,
-            funded_until=None,
-            ends_at=None,
-        )
-        .execution_options(synchronize_session=False)
+        _COMPARE_AND_SET,
+        {
+            "row_id": row.id,
+            "status": ENDED,
+            "ended_at": stop,
+            "end_reason": reason,
+            "ended_by_id": actor_id,
+            "billed_seconds": seconds,
+            "total_cost_paise": cost,
+            "balance_after_paise": ended.balance_after_paise,
+            "refunded_paise": refunded,
+            "funded_until": None,
+            "ends_at": None,
+        },
     ).rowcount
     if won != 1:
         raise _LostRace()
