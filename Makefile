@@ -67,7 +67,8 @@ catalogue: $(STAMP)
 # Refresh the screenshots the README shows (the browser flow test), and those of the
 # checklist's states (dashboard, low balance, reconnecting, a 375 px phone, errors).
 screenshots: $(STAMP) static translations
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/e2e/test_browser_flow.py tests/e2e/test_browser_checklist.py -q
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/e2e/test_browser_flow.py tests/e2e/test_browser_checklist.py \
+		tests/e2e/test_browser_hindi.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
