@@ -6,7 +6,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-WORD = re.compile(r"[^\W\d_]{3,}")  # letters of any script, three or more
+# Letters of any script, three or more; Devanagari's vowel signs and virama are marks, not
+# letters, to `\w`: without them "नमस्ते" would count as "नमस".
+WORD = re.compile(r"(?:[^\W\d_]|[\u0900-\u0903\u093a-\u094f\u0955-\u0957\u0962\u0963]){3,}")
 SUBSTANTIAL = 8  # words: shorter answers ("ok", "thank you") are not the astrologer's answer
 TOP_WORDS = 5
 # Words that say nothing about the consultation itself (English and common Hinglish).

@@ -117,8 +117,10 @@
     el.querySelector("[data-toast-message]").textContent = message;
     box.append(el);
   }
+  // The words come from the page (base.html), in the page's language.
   document.addEventListener("htmx:sendError", function () {
-    toast("We couldn't reach Consult. Check your connection and try again — you will never be charged twice.");
+    var template = document.getElementById("toast-error");
+    if (template) toast(template.dataset.unreachable);
   });
 
   // --- socket pushes: each part is swapped where this page shows it, and dropped where it

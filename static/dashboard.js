@@ -53,11 +53,8 @@
     alerts.hidden = false;
     var permission = supported ? Notification.permission : "unsupported";
     button.hidden = permission !== "default";
-    state.textContent = {
-      granted: "You will get a notification while this tab is hidden.",
-      denied: "Notifications are blocked for this site in your browser's settings.",
-      unsupported: "This browser cannot show notifications.",
-    }[permission] || "";
+    // The words come from the page (dashboard/page.html), in the page's language.
+    state.textContent = alerts.dataset[permission] || "";
   }
   document.addEventListener("click", function (event) {
     if (!event.target.closest("[data-enable-notifications]") || !supported) return;
@@ -66,9 +63,10 @@
 
   function notify(request) {
     if (!supported || !document.hidden || Notification.permission !== "granted") return;
-    var from = request.dataset.from || "A user";
-    var note = new Notification("New chat request", {
-      body: from + " is waiting for your answer.",
+    var words = document.querySelector("[data-alerts]").dataset;
+    var from = request.dataset.from || words.someone;
+    var note = new Notification(words.newRequest, {
+      body: words.waiting.replace("{0}", from),
       tag: "consult-request-" + request.dataset.request,
     });
     note.onclick = function () { window.focus(); note.close(); };

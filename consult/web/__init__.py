@@ -3,6 +3,7 @@
 import uuid
 
 from flask import Flask, g, redirect, request, url_for
+from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_sock import Sock
 from werkzeug.routing import IntegerConverter
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
+    login_manager.localize_callback = gettext  # flashed in the page's language
     sock.init_app(app)
 
     from . import (
@@ -30,6 +32,7 @@ def init_app(app: Flask) -> None:
         auth,
         desk,
         errors,
+        language,
         local_time,
         metrics,
         pages,
@@ -37,6 +40,7 @@ def init_app(app: Flask) -> None:
         rate_limits,
         security,
         sockets,
+        words,
     )
 
     @app.before_request
@@ -50,6 +54,8 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     rate_limits.init_app(app)
     local_time.init_app(app)
+    language.init_app(app)  # English or Hindi pages (issue 13 part 8)
+    words.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -3,6 +3,7 @@
 from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from .. import accounts
@@ -16,6 +17,7 @@ from .security import (
     end_browser_session,
     start_browser_session,
 )
+from .words import refusal
 
 bp = Blueprint("auth", __name__)
 
@@ -28,7 +30,7 @@ def home_for(user) -> str:
     return url_for("pages.home")
 
 
-def _safe_next(default: str) -> str:
+def safe_next(default: str) -> str:
     """Only a path of this site: browsers drop tabs and newlines and read a backslash as a
     slash, so "/\t/evil.example" and "/\\evil.example" would leave it (issue 13 F5)."""
     target = request.values.get("next", "")
@@ -51,12 +53,13 @@ def login():
         try:
             user = accounts.authenticate(username, request.form.get("password", ""))
         except accounts.Suspended as refused:  # the right password: say why (403)
-            return render_template("auth/login.html", error=refused.message), 403
+            page = render_template("auth/login.html", error=refusal(refused.message, 403))
+            return page, 403
         if user is not None:
             login_user(user)
             start_browser_session(user)
-            return redirect(_safe_next(home_for(user)))
-        error = "That username and password do not match."
+            return redirect(safe_next(home_for(user)))
+        error = gettext("That username and password do not match.")
     return render_template("auth/login.html", error=error), 401 if error else 200
 
 
@@ -74,11 +77,11 @@ def register():
                 display_name=request.form.get("name") or None,
             )
         except (Invalid, Conflict) as problem:
-            error = problem.message
+            error = refusal(problem.message, 400)
         else:
             login_user(user)
             start_browser_session(user)
-            flash("Welcome to Consult! Recharge your wallet to start a consultation.")
+            flash(gettext("Welcome to Consult! Recharge your wallet to start a consultation."))
             return redirect(url_for("pages.wallet"))
     return render_template("auth/register.html", error=error), 400 if error else 200
 

@@ -7,6 +7,9 @@ from the `Panel` that `panel_for` builds, so they cannot disagree about what a v
 from dataclasses import dataclass
 from functools import cached_property
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+
 from .. import audit, availability, chat, consultations, feedback, ledger
 from ..accounts import User
 from ..clock import utcnow
@@ -15,64 +18,71 @@ from ..money import rupees
 from .common import services
 
 USER_WORDS = {
-    consultations.USER_REQUESTED: "You ended the session.",
-    consultations.INSUFFICIENT_BALANCE: "Your balance ran out, so the session ended.",
-    consultations.USER_DISCONNECTED: "The session ended because you were disconnected too long. "
-    "You were charged only up to the moment the connection dropped.",
-    consultations.ASTROLOGER_ENDED: "The astrologer ended the session.",
-    consultations.ASTROLOGER_DISCONNECTED: "The astrologer lost their connection, so the session "
-    "ended. You were not charged for the time after that.",
-    consultations.SYSTEM_ERROR: "The session ended because of a technical problem on our side. "
-    "You were charged only up to the last moment it was working.",
-    consultations.SPEND_CAP: "Your spend cap was reached, so the session ended.",
-    consultations.SCHEDULED_END: "Your time limit was reached, so the session ended.",
-    consultations.ADMIN_ENDED: "The session was ended by the platform.",
+    consultations.USER_REQUESTED: _l("You ended the session."),
+    consultations.INSUFFICIENT_BALANCE: _l("Your balance ran out, so the session ended."),
+    consultations.USER_DISCONNECTED: _l(
+        "The session ended because you were disconnected too long. "
+        "You were charged only up to the moment the connection dropped."
+    ),
+    consultations.ASTROLOGER_ENDED: _l("The astrologer ended the session."),
+    consultations.ASTROLOGER_DISCONNECTED: _l(
+        "The astrologer lost their connection, so the session "
+        "ended. You were not charged for the time after that."
+    ),
+    consultations.SYSTEM_ERROR: _l(
+        "The session ended because of a technical problem on our side. "
+        "You were charged only up to the last moment it was working."
+    ),
+    consultations.SPEND_CAP: _l("Your spend cap was reached, so the session ended."),
+    consultations.SCHEDULED_END: _l("Your time limit was reached, so the session ended."),
+    consultations.ADMIN_ENDED: _l("The session was ended by the platform."),
 }
 ASTROLOGER_WORDS = {
-    consultations.USER_REQUESTED: "The user ended the session.",
-    consultations.INSUFFICIENT_BALANCE: "The session ended: the user's balance ran out.",
-    consultations.USER_DISCONNECTED: "The user disconnected and did not come back in time.",
-    consultations.ASTROLOGER_ENDED: "You ended the session.",
-    consultations.ASTROLOGER_DISCONNECTED: "The session ended because your connection dropped.",
-    consultations.SYSTEM_ERROR: "The session ended because of a technical problem.",
-    consultations.SPEND_CAP: "The session ended: the user's spend cap was reached.",
-    consultations.SCHEDULED_END: "The session ended at the user's time limit.",
-    consultations.ADMIN_ENDED: "The session was ended by the platform.",
+    consultations.USER_REQUESTED: _l("The user ended the session."),
+    consultations.INSUFFICIENT_BALANCE: _l("The session ended: the user's balance ran out."),
+    consultations.USER_DISCONNECTED: _l("The user disconnected and did not come back in time."),
+    consultations.ASTROLOGER_ENDED: _l("You ended the session."),
+    consultations.ASTROLOGER_DISCONNECTED: _l("The session ended because your connection dropped."),
+    consultations.SYSTEM_ERROR: _l("The session ended because of a technical problem."),
+    consultations.SPEND_CAP: _l("The session ended: the user's spend cap was reached."),
+    consultations.SCHEDULED_END: _l("The session ended at the user's time limit."),
+    consultations.ADMIN_ENDED: _l("The session was ended by the platform."),
 }
 # The reason in a few plain words, for the receipt (its code stays beside it, for support).
 REASON_LABELS = {
-    consultations.USER_REQUESTED: "Ended by the user",
-    consultations.INSUFFICIENT_BALANCE: "The balance ran out",
-    consultations.USER_DISCONNECTED: "The user's connection dropped",
-    consultations.ASTROLOGER_ENDED: "Ended by the astrologer",
-    consultations.ASTROLOGER_DISCONNECTED: "The astrologer's connection dropped",
-    consultations.SYSTEM_ERROR: "A technical problem on our side",
-    consultations.SPEND_CAP: "The user's spend cap was reached",
-    consultations.SCHEDULED_END: "The user's time limit was reached",
-    consultations.ADMIN_ENDED: "Ended by the platform",
+    consultations.USER_REQUESTED: _l("Ended by the user"),
+    consultations.INSUFFICIENT_BALANCE: _l("The balance ran out"),
+    consultations.USER_DISCONNECTED: _l("The user's connection dropped"),
+    consultations.ASTROLOGER_ENDED: _l("Ended by the astrologer"),
+    consultations.ASTROLOGER_DISCONNECTED: _l("The astrologer's connection dropped"),
+    consultations.SYSTEM_ERROR: _l("A technical problem on our side"),
+    consultations.SPEND_CAP: _l("The user's spend cap was reached"),
+    consultations.SCHEDULED_END: _l("The user's time limit was reached"),
+    consultations.ADMIN_ENDED: _l("Ended by the platform"),
 }
 # What will end a running session, finishing "Ends in 4:10 …", for each side.
 ENDS_BY_USER = {
-    consultations.BY_BALANCE: "when your balance runs out",
-    consultations.SPEND_CAP: "at your spend cap",
-    consultations.SCHEDULED_END: "at your time limit",
+    consultations.BY_BALANCE: _l("when your balance runs out"),
+    consultations.SPEND_CAP: _l("at your spend cap"),
+    consultations.SCHEDULED_END: _l("at your time limit"),
 }
 ENDS_BY_ASTROLOGER = {
-    consultations.BY_BALANCE: "when the user's balance runs out",
-    consultations.SPEND_CAP: "at the user's spend cap",
-    consultations.SCHEDULED_END: "at the user's time limit",
+    consultations.BY_BALANCE: _l("when the user's balance runs out"),
+    consultations.SPEND_CAP: _l("at the user's spend cap"),
+    consultations.SCHEDULED_END: _l("at the user's time limit"),
 }
 # Why money came back (the audit event's reason), for the receipt.
 REFUND_WORDS = {
-    refunds.EARLY_END: "The astrologer left within the first minute, so this session is free.",
-    refunds.SILENT_ASTROLOGER: "The astrologer never answered, so this session is free.",
-    refunds.REPORT: "Refunded after your report.",
-    refunds.ADMIN: "Refunded by Consult support.",
+    refunds.EARLY_END: _l("The astrologer left within the first minute, so this session is free."),
+    refunds.SILENT_ASTROLOGER: _l("The astrologer never answered, so this session is free."),
+    refunds.REPORT: _l("Refunded after your report."),
+    refunds.ADMIN: _l("Refunded by Consult support."),
 }
+ENDED = _l("The session ended.")
 STATUS_WORDS = {
-    consultations.DECLINED: "The astrologer declined this request. You were not charged.",
-    consultations.CANCELLED: "This request was cancelled. Nothing was charged.",
-    consultations.EXPIRED: "Nobody answered this request in time. Nothing was charged.",
+    consultations.DECLINED: _l("The astrologer declined this request. You were not charged."),
+    consultations.CANCELLED: _l("This request was cancelled. Nothing was charged."),
+    consultations.EXPIRED: _l("Nobody answered this request in time. Nothing was charged."),
 }
 
 
@@ -143,7 +153,7 @@ class Panel:
             {
                 "amount_paise": e.cost_paise,
                 "at": e.at,
-                "why": REFUND_WORDS.get(e.reason, "Refunded."),
+                "why": REFUND_WORDS.get(e.reason, _l("Refunded.")),
                 "note": e.detail if e.reason in (refunds.ADMIN, refunds.REPORT) else None,
             }
             for e in audit.trail(self.consultation.id)
@@ -161,12 +171,13 @@ class Panel:
         if not c.is_ended:
             return STATUS_WORDS.get(c.status)
         if self.viewer_is_astrologer:
-            text = ASTROLOGER_WORDS.get(c.end_reason, "The session ended.")
-            return f"{text} Billed {rupees(c.total_cost_paise)}."
-        text = USER_WORDS.get(c.end_reason, "The session ended.")
+            why = ASTROLOGER_WORDS.get(c.end_reason, ENDED)
+            return gettext("%(why)s Billed %(amount)s.", why=why, amount=rupees(c.total_cost_paise))
+        why = USER_WORDS.get(c.end_reason, ENDED)
         if c.refunded_paise and c.refunded_paise == c.total_cost_paise:
-            return f"{text} Nothing charged: {rupees(c.refunded_paise)} refunded."
-        return f"{text} Charged {rupees(c.total_cost_paise)}."
+            amount = rupees(c.refunded_paise)
+            return gettext("%(why)s Nothing charged: %(amount)s refunded.", why=why, amount=amount)
+        return gettext("%(why)s Charged %(amount)s.", why=why, amount=rupees(c.total_cost_paise))
 
 
 def panel_for(viewer: User, consultation: consultations.Consultation) -> Panel:
@@ -209,7 +220,7 @@ class Card:
 
     @property
     def availability_words(self) -> str | None:
-        return {availability.BUSY: "Busy", availability.OFFLINE: "Not taking chats"}.get(
+        return {availability.BUSY: _l("Busy"), availability.OFFLINE: _l("Not taking chats")}.get(
             self.availability
         )
 

@@ -2,6 +2,7 @@
 their earnings statement."""
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required
 
 from .. import analytics, availability
@@ -14,9 +15,17 @@ bp = Blueprint("desk", __name__, url_prefix="/dashboard")
 
 # What the control offers, in order: each status, its label, and what it means to users.
 CHOICES = (
-    (availability.ONLINE, "Online", "users can request a chat"),
-    (availability.BUSY, "Busy", "users see you as busy and cannot request a chat"),
-    (availability.OFFLINE, "Offline", "users see you as offline and cannot request a chat"),
+    (availability.ONLINE, lazy_gettext("Online"), lazy_gettext("Users can request a chat")),
+    (
+        availability.BUSY,
+        lazy_gettext("Busy"),
+        lazy_gettext("Users see you as busy and cannot request a chat"),
+    ),
+    (
+        availability.OFFLINE,
+        lazy_gettext("Offline"),
+        lazy_gettext("Users see you as offline and cannot request a chat"),
+    ),
 )
 WORDS = {status: (label, meaning) for status, label, meaning in CHOICES}
 
@@ -48,7 +57,7 @@ def set_availability():
             max_sessions=astrologer.max_sessions,
         )
     label, meaning = WORDS[astrologer.availability]
-    flash(f"Saved: you are {label}; {meaning}.")
+    flash(gettext("Saved: you are %(status)s. %(meaning)s.", status=label, meaning=meaning))
     return redirect(url_for("pages.dashboard"))
 
 

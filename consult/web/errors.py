@@ -15,6 +15,7 @@ from ..errors import (
 from .common import is_fragment_request
 from .rate_limits import Throttled
 from .security import CsrfError
+from .words import refusal
 
 STATUS = {
     NotFound: 404,
@@ -66,11 +67,11 @@ def respond(message: str, status: int):
     if wants_json():
         response = jsonify(error=message)
     elif is_fragment_request():
-        response = app_fragment(message)
+        response = app_fragment(refusal(message, status))
         response.headers["HX-Retarget"] = "#toasts"
         response.headers["HX-Reswap"] = "beforeend"
     else:
-        response = app_page(message, status)
+        response = app_page(refusal(message, status), status)
     response.status_code = status
     return response
 

@@ -6,7 +6,9 @@ from datetime import datetime
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
 from flask import Flask, g, has_request_context, request
+from flask_babel import get_locale
 
 DEFAULT_ZONE = "Asia/Kolkata"
 
@@ -27,7 +29,16 @@ def local(moment: datetime | None, fmt: str) -> str:
     """`moment` (aware, UTC) in the viewer's zone; `%Z` in `fmt` names the zone (IST)."""
     if moment is None:
         return "—"
-    return moment.astimezone(viewer_zone()).strftime(fmt)
+    shown = moment.astimezone(viewer_zone())
+    if "%b" in fmt:  # strftime knows only English month names: the page's language has its own
+        fmt = fmt.replace("%b", month_name(shown.month))
+    return shown.strftime(fmt)
+
+
+def month_name(month: int) -> str:
+    """The month's short name in the page's language ("Dec", "दिस॰")."""
+    locale = get_locale() or Locale("en")
+    return locale.months["format"]["abbreviated"][month]
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ from ..errors import Conflict, Forbidden, NotFound
 from . import forms, rate_limits
 from .common import end_as_caller, is_fragment_request, request_id, services
 from .context import cards, dashboard_context, panel_for
+from .words import REPORT_CATEGORIES
 
 bp = Blueprint("pages", __name__)
 
@@ -296,15 +297,6 @@ def report(session_id):
         panel=panel_for(current_user, consultation),
         categories=REPORT_CATEGORIES,
     )
-
-
-REPORT_CATEGORIES = {
-    "astrologer_absent": "The astrologer was absent or did not answer",
-    "quality": "The quality of the consultation",
-    "billing": "What I was charged",
-    "abuse": "Abusive or inappropriate behaviour",
-    "other": "Something else",
-}
 
 
 @bp.get("/dashboard")

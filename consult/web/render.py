@@ -5,6 +5,7 @@ the server does not hold.
 """
 
 from flask import render_template
+from flask_babel import gettext
 
 from .. import consultations
 from ..accounts import User
@@ -13,6 +14,7 @@ from ..db import db
 from ..money import rupees
 from ..realtime import Event
 from .context import cards, dashboard_context, panel_for
+from .words import refusal
 
 
 def fragments(viewer_id: int, event: Event) -> str | None:
@@ -73,13 +75,13 @@ def _ended_by_user(viewer: User, data: dict) -> str:
         "_toast.html",
         oob=True,
         tone="info",
-        message=f"{consultation.user.display_name} ended the session.",
+        message=gettext("%(name)s ended the session.", name=consultation.user.display_name),
     )
 
 
 def _error(viewer: User, data: dict) -> str:
     """A command the socket refused (a message sent to an ended session, say): tell the sender."""
-    message = data.get("message") or "That did not work. Please try again."
+    message = refusal(data.get("message") or "That did not work. Please try again.", 400)
     return render_template("_toast.html", oob=True, tone="error", message=message)
 
 
@@ -132,7 +134,11 @@ def _refunded(viewer: User, data: dict) -> str:
         "_toast.html",
         oob=True,
         tone="info",
-        message=f"{rupees(amount)} refunded to your wallet for session #{consultation.id}.",
+        message=gettext(
+            "%(amount)s refunded to your wallet for session #%(id)s.",
+            amount=rupees(amount),
+            id=consultation.id,
+        ),
     ) + render_template(
         "wallet/_balance.html", oob=True, balance=consultations.wallet_balance(viewer.id)
     )

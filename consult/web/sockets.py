@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import gevent
 from flask import Flask, abort, current_app, g, request
+from flask_babel import force_locale
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
@@ -24,7 +25,7 @@ from ..clock import utcnow
 from ..db import db
 from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
-from . import rate_limits, render
+from . import language, rate_limits, render
 from .common import services
 from .linger import LingeringCloseThread
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
@@ -65,11 +66,13 @@ class SocketConnection:
         environ: dict | None = None,
         browser_session: str | None = None,
         topics: frozenset[str] = frozenset(),
+        lang: str = language.DEFAULT,
     ):
         self.app, self.ws, self.caller, self.html = app, ws, caller, html
         self.user_id = caller.id
         self.topics = topics  # broadcasts it watches: "presence" on the astrologer list
         self.environ = environ  # pages only: fragments render in a rebuilt request context
+        self.lang = lang  # pages only: the viewer's, as chosen at the handshake
         self.browser_session = browser_session  # None: authenticated by a bearer token
         self._queue: deque = deque()
         self._writer = None
@@ -147,7 +150,10 @@ class SocketConnection:
             return item.frame
         # Fragments use url_for, the signed-in user and the CSRF token: render them in a
         # request context rebuilt from the handshake (its cookie and host), not the live socket.
-        with self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}):
+        with (
+            self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}),
+            force_locale(self.lang),
+        ):
             return render.fragments(self.user_id, item.event if isinstance(item, _Reply) else item)
 
 
@@ -208,7 +214,14 @@ def serve(ws, *, html: bool) -> None:
         t for t in request.args.getlist("watch") if caller.role in WATCHABLE.get(t, ())
     )
     connection = SocketConnection(
-        app, ws, caller, html, handshake, browser_session_key(), topics=topics
+        app,
+        ws,
+        caller,
+        html,
+        handshake,
+        browser_session_key(),
+        topics=topics,
+        lang=language.chosen() if html else language.DEFAULT,
     )
     if not html:
         connection.deliver(Event("session:state", _state(caller.id)))

@@ -101,6 +101,7 @@ CSRF_CASES = {
         "astrologer", "requested", lambda w: {}, 302, values={"answer": "accept"}
     ),
     "pages.post_message": CsrfCase("user", "active", lambda w: {"text": "hello"}, 302),
+    "language.switch": CsrfCase("user", None, lambda w: {"lang": "hi", "next": "/"}, 302),
     # the second wave (README "Before and after the end")
     "api.change_limits": CsrfCase(
         "user", "active", lambda w: {"maxMinutes": 30}, 200, True, method="put"

@@ -47,3 +47,9 @@ def test_top_words_leave_out_stopwords_and_words_said_once():
 def test_an_empty_chat_has_nothing_to_say():
     d = digest(CONSULTATION, [])
     assert (d.first_question, d.last_answer, d.top_words) == (None, None, [])
+
+
+def test_hindi_words_keep_their_vowel_signs():
+    said = "कुंडली में शादी का योग"
+    d = digest(CONSULTATION, chat((USER, said), (ASTROLOGER, "शादी का योग अच्छा है"), (USER, said)))
+    assert ("शादी", 3) in d.top_words and ("कुंडली", 2) in d.top_words
