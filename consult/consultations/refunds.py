@@ -138,33 +138,17 @@ def refund(
     return consultation
 
 
-def refund_in_transaction(
-    consultation: Consultation,
-    amount: int,
-    *,
-    at,
-    actor_id,
-    reason,
-    note,
-    request_id=None,
-    idempotency_key=None,
-) -> None:
-    """Refund a locked, settled consultation inside the caller's transaction."""
+def refund_in_transaction(consultation: Consultation, amount: int, **record) -> None:
+    """Refund a locked, settled consultation inside the caller's transaction.
+
+    `record` is what `post_refund` writes down: `at`, `actor_id`, `reason`, `note`, and the
+    request's id and idempotency key where there are any.
+    """
     if consultation.status != ENDED:
         raise Conflict("Only an ended session can be refunded")
     if consultation.refunded_paise + amount > (consultation.total_cost_paise or 0):
         raise Conflict(TOO_MUCH)
-    post_refund(
-        consultation,
-        amount,
-        commission=settled_commission(consultation.id),
-        at=at,
-        actor_id=actor_id,
-        reason=reason,
-        note=note,
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-    )
+    post_refund(consultation, amount, commission=settled_commission(consultation.id), **record)
     consultation.refunded_paise += amount
 
 

@@ -307,51 +307,24 @@ def _end_events(outcome: EndOutcome) -> list[tuple[tuple[int, ...], Event]]:
     return events
 
 
-def end_by_party(
-    caller,
-    consultation_id,
-    *,
-    at: datetime,
-    hub: Hub,
-    policy: Policy,
-    request_id=None,
-    idempotency_key=None,
-    fingerprint="",
-) -> EndOutcome:
+def end_by_party(caller, consultation_id, **end) -> EndOutcome:
     """A party ends: the user with `user_requested`, the astrologer with `astrologer_ended`.
 
     The reason follows from who asks; a client cannot choose one it is not entitled to.
-    `caller` is anything with the user's `id` (a User, or a socket's cached identity).
+    `caller` is anything with the user's `id` (a User, or a socket's cached identity); `end`
+    is the rest of what `end_session` takes (`at`, `hub`, `policy`, and the request's id,
+    idempotency key and fingerprint).
     """
-    return end_session(
-        consultation_id,
-        reason=None,
-        as_party=True,
-        at=at,
-        hub=hub,
-        policy=policy,
-        actor_id=caller.id,
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-    )
+    return end_session(consultation_id, reason=None, as_party=True, actor_id=caller.id, **end)
 
 
 def end_for_caller(
-    caller,
-    consultation_id=None,
-    *,
-    at: datetime,
-    hub: Hub,
-    policy: Policy,
-    request_id=None,
-    idempotency_key=None,
-    fingerprint="",
+    caller, consultation_id=None, *, idempotency_key=None, fingerprint="", **end
 ) -> EndOutcome:
     """End the given session, or the caller's active one: what every End button and frame does.
 
     Without an id and with no active session, a retry of an end that already happened
-    replays its answer, and anything else is NotFound.
+    replays its answer, and anything else is NotFound. `end` goes on to `end_by_party`.
     """
     key = idempotency.check_key(idempotency_key)
     if consultation_id is None:
@@ -362,30 +335,15 @@ def end_for_caller(
                 return _replayed(replay)
             raise NotFound("No active session found to end")
     return end_by_party(
-        caller,
-        consultation_id,
-        at=at,
-        hub=hub,
-        policy=policy,
-        request_id=request_id,
-        idempotency_key=key,
-        fingerprint=fingerprint,
+        caller, consultation_id, idempotency_key=key, fingerprint=fingerprint, **end
     )
 
 
-def end_by_admin(
-    admin, consultation_id, *, note: str, at: datetime, hub: Hub, policy: Policy, request_id=None
-) -> EndOutcome:
-    """An operator ends a session (`admin_ended`): settled like any end, the note audited."""
+def end_by_admin(admin, consultation_id, *, note: str, **end) -> EndOutcome:
+    """An operator ends a session (`admin_ended`): settled like any end, the note audited.
+
+    `end` is the rest of what `end_session` takes (`at`, `hub`, `policy`, `request_id`).
+    """
     if not admin.is_admin:
         raise NotFound(SESSION_NOT_FOUND)
-    return end_session(
-        consultation_id,
-        reason=ADMIN_ENDED,
-        at=at,
-        hub=hub,
-        policy=policy,
-        actor_id=admin.id,
-        request_id=request_id,
-        note=note,
-    )
+    return end_session(consultation_id, reason=ADMIN_ENDED, actor_id=admin.id, note=note, **end)

@@ -34,7 +34,7 @@ from ..money import rupees
 from ..numbers import is_id
 from . import forms
 from .admin_api import MAX_BULK
-from .common import end_as_admin, is_fragment_request, request_id, services
+from .common import end_as_admin, is_fragment_request, page_or_fragment, request_id, services
 from .errors import status_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -440,9 +440,7 @@ def _queue(status: str) -> list[ReportCard]:
 def reports():
     status = RESOLVED if request.args.get("status") == RESOLVED else feedback.OPEN
     context = {"cards": _queue(status), "status": status}
-    if is_fragment_request():
-        return render_template("admin/_reports.html", **context)
-    return render_template("admin/reports.html", **context)
+    return page_or_fragment("admin/reports.html", "admin/_reports.html", **context)
 
 
 @bp.post("/reports/<int:report_id>/resolve")

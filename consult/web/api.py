@@ -11,7 +11,15 @@ from ..digest import digest
 from ..errors import Invalid, NotFound
 from ..numbers import is_id
 from . import rate_limits
-from .common import api_auth, csv_download, end_as_caller, json_body, request_id, services
+from .common import (
+    api_auth,
+    csv_download,
+    end_as_caller,
+    from_request,
+    json_body,
+    request_id,
+    services,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # The contract of this API as an OpenAPI 3.1 document, read once, served as it is.
@@ -142,15 +150,11 @@ def recharge():
 @rate_limits.per_account("session-request")
 def create_session():
     body = json_body()
-    s = services()
     consultation = consultations.request_consultation(
         current_user,
         _int_id(body.get("astrologerId"), "Astrologer not found"),
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
         limits=consultations.limits.parse(body, clearing=False),
-        request_id=request_id(),
+        **from_request(),
     )
     return jsonify(wire.session(consultation)), 201
 

@@ -4,7 +4,7 @@ import csv
 import io
 from functools import wraps
 
-from flask import current_app, g, jsonify, make_response, request
+from flask import current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
 from .. import consultations, text
@@ -39,6 +39,18 @@ def is_fragment_request() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def page_or_fragment(page: str, fragment: str, **context) -> str:
+    """One URL, two representations: the whole page, or for htmx the fragment alone."""
+    return render_template(fragment if is_fragment_request() else page, **context)
+
+
+def from_request() -> dict:
+    """What a use case takes from the request serving it: the time, the hub to tell, the
+    policy, and the request's id for the audit trail."""
+    s = services()
+    return {"at": utcnow(), "hub": s.hub, "policy": s.policy, "request_id": request_id()}
+
+
 def api_auth(*roles: str):
     """Require a signed-in caller (401 JSON otherwise), optionally of one of `roles` (403)."""
 
@@ -58,31 +70,14 @@ def api_auth(*roles: str):
 
 def end_as_caller(session_id, *, key) -> consultations.EndOutcome:
     """End the given session, or the signed-in party's active one (the REST route and page)."""
-    s = services()
     return consultations.end_for_caller(
-        current_user,
-        session_id,
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
-        request_id=request_id(),
-        idempotency_key=key,
-        fingerprint=fingerprint(),
+        current_user, session_id, idempotency_key=key, fingerprint=fingerprint(), **from_request()
     )
 
 
 def end_as_admin(session_id, *, note: str) -> consultations.EndOutcome:
     """End a session as the signed-in admin (`admin_ended`): the JSON bulk end and the pages."""
-    s = services()
-    return consultations.end_by_admin(
-        current_user,
-        session_id,
-        note=note,
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
-        request_id=request_id(),
-    )
+    return consultations.end_by_admin(current_user, session_id, note=note, **from_request())
 
 
 def fingerprint() -> str:

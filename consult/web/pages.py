@@ -9,7 +9,7 @@ from ..clock import utcnow
 from ..digest import digest
 from ..errors import Conflict, Forbidden, NotFound
 from . import forms, rate_limits
-from .common import end_as_caller, is_fragment_request, request_id, services
+from .common import end_as_caller, is_fragment_request, page_or_fragment, request_id, services
 from .context import cards, dashboard_context, panel_for
 from .words import REPORT_CATEGORIES
 
@@ -158,9 +158,7 @@ def history():
 @login_required
 def session_page(session_id):
     panel = panel_for(current_user, _own(session_id))
-    if is_fragment_request():
-        return render_template("sessions/_panel.html", panel=panel)
-    return render_template("sessions/page.html", panel=panel)
+    return page_or_fragment("sessions/page.html", "sessions/_panel.html", panel=panel)
 
 
 @bp.get("/sessions/<int:session_id>/billing")
@@ -185,9 +183,7 @@ def confirm_end(session_id):
             else consultations.NOT_ACTIVE
         )
     panel = panel_for(current_user, consultation)
-    if is_fragment_request():
-        return render_template("sessions/_end_dialog.html", panel=panel)
-    return render_template("sessions/end.html", panel=panel)
+    return page_or_fragment("sessions/end.html", "sessions/_end_dialog.html", panel=panel)
 
 
 @bp.post("/sessions/<int:session_id>/end")

@@ -18,7 +18,7 @@ from ..errors import DomainError, Invalid
 from ..money import rupees
 from . import forms
 from .admin import _done, _refused, admins_only
-from .common import is_fragment_request, request_id, services
+from .common import from_request, is_fragment_request, page_or_fragment, request_id, services
 
 bp = Blueprint("people", __name__, url_prefix="/admin/people")
 bp.before_request(admins_only)
@@ -34,9 +34,7 @@ def index():
     suspended = request.args.get("status") == "suspended"
     found = people.search(q, role, suspended=suspended, page=_page_number())
     context = {"found": found, "q": q, "role": role or "", "suspended": suspended}
-    if is_fragment_request():
-        return render_template("admin/_people_results.html", **context)
-    return render_template("admin/people.html", **context)
+    return page_or_fragment("admin/people.html", "admin/_people_results.html", **context)
 
 
 def _page_number() -> int:
@@ -140,17 +138,8 @@ def suspend(person_id):
     """Suspend the account: it is signed out everywhere and its live sessions end."""
     people.get(person_id)
     note = request.form.get("note", "")
-    s = services()
     try:
-        done = people.suspend(
-            current_user,
-            person_id,
-            note,
-            at=utcnow(),
-            hub=s.hub,
-            policy=s.policy,
-            request_id=request_id(),
-        )
+        done = people.suspend(current_user, person_id, note, **from_request())
     except DomainError as error:
         return _access_refused(error, person_id, note)
     name = done.person.display_name
