@@ -9,7 +9,14 @@ from ..clock import utcnow
 from ..digest import digest
 from ..errors import Conflict, Forbidden, NotFound
 from . import forms, rate_limits
-from .common import end_as_caller, is_fragment_request, page_or_fragment, request_id, services
+from .common import (
+    end_as_caller,
+    from_request,
+    is_fragment_request,
+    page_or_fragment,
+    request_id,
+    services,
+)
 from .context import cards, dashboard_context, panel_for
 from .words import REPORT_CATEGORIES
 
@@ -107,15 +114,11 @@ def request_session():
         astrologer_id = int(request.form.get("astrologer_id", ""))
     except ValueError:
         raise NotFound("Astrologer not found") from None
-    s = services()
     consultation = consultations.request_consultation(
         current_user,
         astrologer_id,
-        at=utcnow(),
-        hub=s.hub,
-        policy=s.policy,
         limits=consultations.limits.parse(forms.limits(request.form), clearing=False),
-        request_id=request_id(),
+        **from_request(),
     )
     return _hx_redirect(url_for("pages.session_page", session_id=consultation.id))
 
