@@ -152,6 +152,12 @@ _INSERT_TRANSFER = insert(_transfers)
 _INSERT_ENTRY = insert(_entries)
 _BALANCE = select(_accounts.c.balance_paise).where(_accounts.c.id == bindparam("id"))
 _LOCKED_BALANCE = _BALANCE.with_for_update()
+_LOCK_IN_ORDER = (
+    select(_accounts.c.id)
+    .where(_accounts.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_accounts.c.id)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: as strong as the UPDATE's own lock
+)
 
 
 def locked_balance(account_id_: int) -> int:
@@ -203,6 +209,16 @@ def post_transfer(
         if not isinstance(move.amount_paise, int) or move.amount_paise < 0:
             raise ValueError("a move is a non-negative whole number of paise")
     moves = [m for m in moves if m.amount_paise > 0]
+    if moves and db.session.get_bind().dialect.name != "sqlite":
+        # An UPDATE locks its rows in the order it finds them, and that order moves as rows
+        # get new versions: two transfers sharing an astrologer's earnings and the platform's
+        # revenue deadlocked on PostgreSQL (bench/scale). Taking the rows in id order first,
+        # before the entries' foreign keys share-lock them, makes every transfer queue the
+        # same way. (A user's wallet is locked even earlier, by whoever moves it, before any
+        # shared row; SQLite's write lock holds the whole database.)
+        db.session.execute(
+            _LOCK_IN_ORDER, {"ids": sorted({a for m in moves for a in (m.source, m.target)})}
+        )
     transfer_id = db.session.execute(
         _INSERT_TRANSFER,
         {

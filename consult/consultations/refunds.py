@@ -73,8 +73,10 @@ def post_refund(
     moves = ledger.consultation_moves(
         session.user_id, session.astrologer_id, amount, platform_share
     )
-    if wallet_before is None:
-        wallet_before = ledger.balance(ledger.account_id(ledger.USER_WALLET, session.user_id))
+    if wallet_before is None:  # locked before any shared account, as every wallet move does
+        wallet_before = ledger.locked_balance(
+            ledger.account_id(ledger.USER_WALLET, session.user_id)
+        )
     transfer_id = ledger.post_transfer(
         "refund",
         [move.reversed() for move in moves],

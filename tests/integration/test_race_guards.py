@@ -284,3 +284,59 @@ def test_the_status_check_alone_would_let_a_second_end_through(app, services_, m
     assert second.consultation.end_reason == "user_requested"
     assert hub.count("consult:ended") == 1
     assert_books_balance()
+
+
+def test_many_ends_sharing_an_astrologer_and_the_platform_settle_without_a_deadlock(app, services_):
+    """Every settlement moves the astrologer's earnings and the platform's revenue. On
+    PostgreSQL their UPDATE took those rows in whatever order it found them, and concurrent
+    ends deadlocked (bench/scale: 46 of 200 ends at 50/s); now each takes them in id order."""
+    from consult import accounts
+
+    started = utcnow() - timedelta(minutes=5)
+    astrologers = [
+        accounts.create_user(
+            f"a{uuid.uuid4().hex[:8]}",
+            PASSWORD,
+            role="astrologer",
+            now=started,
+            rate_paise_per_minute=RATE,
+        )
+        for _ in range(2)
+    ]
+    errors = []
+    for _round in range(3):  # each round's updates move the rows' versions around
+        _end_all_at_once(app, services_, astrologers, started, errors)
+    assert errors == []
+    db.session.rollback()
+    assert_books_balance()
+
+
+def _end_all_at_once(app, services_, astrologers, started, errors):
+    sessions = []
+    for i in range(16):
+        user, _ = _people(app, services_)
+        sessions.append((user, _live(user, astrologers[i % 2], services_, started)))
+    barrier = threading.Barrier(len(sessions))
+
+    def end(user, session_id):
+        with app.app_context():
+            try:
+                barrier.wait(10)
+                consultations.end_session(
+                    session_id,
+                    reason=consultations.USER_REQUESTED,
+                    at=utcnow(),
+                    hub=FakeHub(),
+                    policy=services_.policy,
+                    actor_id=user.id,
+                )
+            except Exception as error:  # collected and asserted below
+                errors.append(repr(error))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=end, args=s) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)

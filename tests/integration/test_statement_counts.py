@@ -30,6 +30,12 @@ CHAT_STATEMENTS = 3  # BEGIN, the session's parties and status, the insert
 RECHARGE_STATEMENTS = 11
 
 
+def ordered_lock() -> int:
+    """PostgreSQL takes a transfer's accounts in id order before moving their balances (one
+    statement more, against deadlocks); SQLite's write lock already holds them all."""
+    return 0 if db.engine.dialect.name == "sqlite" else 1
+
+
 @contextmanager
 def counted():
     """Collect every SQL statement sent to the database inside the block."""
@@ -95,7 +101,7 @@ def test_an_end_by_id_costs_ten_statements(live, services_):
     with counted() as statements:
         outcome = _end(services_, user, session_id)
     assert outcome.consultation.total_cost_paise == 1000  # 30 s at ₹20/min
-    assert len(statements) <= END_STATEMENTS, "\n".join(statements)
+    assert len(statements) <= END_STATEMENTS + ordered_lock(), "\n".join(statements)
 
 
 def test_an_end_of_the_active_session_costs_one_more(live, services_):
@@ -105,7 +111,7 @@ def test_an_end_of_the_active_session_costs_one_more(live, services_):
     with counted() as statements:
         outcome = _end(services_, astrologer, None)
     assert not outcome.already_ended
-    assert len(statements) <= END_WITHOUT_ID_STATEMENTS, "\n".join(statements)
+    assert len(statements) <= END_WITHOUT_ID_STATEMENTS + ordered_lock(), "\n".join(statements)
 
 
 def test_a_chat_message_costs_three_statements(live, services_):
@@ -119,7 +125,7 @@ def test_a_recharge_during_a_session_costs_a_fixed_number(live, services_):
     user, _, _ = live()
     with counted() as statements:
         wallet.recharge(user.id, 5_000, at=utcnow(), provider=services_.payments, hub=services_.hub)
-    assert len(statements) <= RECHARGE_STATEMENTS, "\n".join(statements)
+    assert len(statements) <= RECHARGE_STATEMENTS + ordered_lock(), "\n".join(statements)
 
 
 def test_a_scheduler_scan_costs_the_same_with_one_live_session_or_forty(live, services_):
