@@ -109,6 +109,13 @@ def descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def descriptor_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise RuntimeError("no descriptor limit")
+
+
 def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -266,6 +273,7 @@ def sockets_scenario(procs: Processes, env: dict, count: int, settle: float) -> 
             "rssAfterMB": round(rss1 / 1024, 1),
             "kbPerSocket": round((rss1 - rss0) / max(1, opened), 1),
             "fdsPerSocket": round((fds1 - fds0) / max(1, opened), 2),
+            "fdLimit": descriptor_limit(pid),
             "idleCpuPercent": round(idle, 2),
             "noSocketsCpuPercent": round(baseline, 2),
             "ledger": bench.ledger(),
@@ -296,6 +304,7 @@ def idle_scenario(procs: Processes, env: dict, sessions: int, settle: float) -> 
         return {
             "liveSessions": live,
             "sockets": client.opened["open"],
+            "socketsFailed": client.opened["failed"],
             "seedSeconds": seeded["seconds"],
             "rssMB": round(rss_kb(pid) / 1024, 1),
             "idleCpuPercent": [round(r, 2) for r in rounds],
@@ -327,6 +336,8 @@ def lateness_scenario(
         fired, delivered = end_lateness(bench.work / "consult.db", heard)
         return {
             "interval": interval,
+            "sockets": client.opened["open"],
+            "socketsFailed": client.opened["failed"],
             "liveAtStart": live_at_start,
             "funded ends": len(fired),
             "seedSeconds": seeded["seconds"],
@@ -500,7 +511,7 @@ def workers_scenario(procs: Processes, env: dict, rates: list[int], seconds: flo
             finally:
                 procs.stop(master, grace=25)
             best = [r["rate"] for r in runs if sustained(r)]
-            found[workers] = {"maxSustained": max(best, default=0), "runs": runs}
+            found[str(workers)] = {"maxSustained": max(best, default=0), "runs": runs}
         return {"workers": found, "ledger": cluster.ledger()}
     finally:
         cluster.close()
@@ -517,9 +528,11 @@ def brief(run: dict) -> str:
 
 
 def spread(values: list[float]) -> str:
+    """The median, and the range when there is more than one value."""
+    show = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"  # noqa: E731
     if len(values) == 1:
-        return f"{values[0]}"
-    return f"{statistics.median(values)} ({min(values)}–{max(values)})"
+        return show(values[0])
+    return f"{show(statistics.median(values))} ({show(min(values))}–{show(max(values))})"
 
 
 def table(results: dict) -> list[str]:
@@ -527,8 +540,8 @@ def table(results: dict) -> list[str]:
     lines.append("| --- | --- | --- | --- |")
     for s in results.get("sockets", []):
         lines.append(
-            f"| sockets in one process | 10,000 | {s['sockets']} open, {s['failed']} failed "
-            f"| {s['fdsPerSocket']} descriptors each |"
+            f"| sockets in one process | 10,000 | {s['sockets']:,} open, {s['failed']} refused "
+            f"| {s['fdsPerSocket']} descriptors each, limit {s.get('fdLimit', '?')} |"
         )
         break
     if results.get("sockets"):
@@ -562,8 +575,8 @@ def table(results: dict) -> list[str]:
             )
     if results.get("workers"):
         rounds = results["workers"]
-        one = [r["workers"][1]["maxSustained"] for r in rounds]
-        two = [r["workers"][2]["maxSustained"] for r in rounds]
+        one = [r["workers"]["1"]["maxSustained"] for r in rounds]
+        two = [r["workers"]["2"]["maxSustained"] for r in rounds]
         ratios = [round(b / a, 2) if a else 0 for a, b in zip(one, two, strict=True)]
         lines.append(
             f"| ends/s sustained, 2 workers / 1 | ≥ 1.8× | {spread(ratios)}× "

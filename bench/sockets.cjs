@@ -76,7 +76,8 @@ async function main() {
 function stop() {
   stopping = true;
   for (const ws of sockets) ws.terminate();
-  process.exit(0);
+  // Writes to a pipe are asynchronous: exit only once everything printed has gone out.
+  process.stdout.write('', () => process.exit(0));
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
