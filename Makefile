@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit static translations catalogue lint format clean screenshots bench
+.PHONY: run test test-unit static translations catalogue lint format clean screenshots bench bench-scale
 
 run: $(STAMP) static translations
 	$(PY) -m flask --app app init-db
@@ -25,9 +25,16 @@ test-unit: $(STAMP) translations
 	$(PY) -m pytest -q -n 2 --dist loadfile tests/unit $(FAST_INTEGRATION) $(PYTEST_ARGS)
 
 # Consult beside the Node + socket.io peer of ../shared/bench: a table, a PNG, the books
-# checked (bench/run --help). About 15 minutes; `make bench ARGS=--quick` in about 4.
+# checked (bench/run --help); then Consult at scale (bench/scale --help: sockets, memory,
+# idle CPU, funded-end lateness, gunicorn on PostgreSQL + Redis). About 50 minutes;
+# `make bench ARGS=--quick` in about 8 (only --quick is passed on to bench/scale).
 bench: $(STAMP) static translations $(VENV)/.bench
 	bench/run $(ARGS)
+	bench/scale $(filter --quick,$(ARGS))
+
+# The scale half alone: `make bench-scale ARGS="--only sockets --rounds 1"`.
+bench-scale: $(STAMP) static translations $(VENV)/.bench
+	bench/scale $(ARGS)
 
 $(VENV)/.bench: requirements-bench.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
