@@ -3,17 +3,10 @@ commit, and commits made while one runs share the next."""
 
 import os
 import threading
-import time
 
 from consult import metrics
 from consult.group_commit import WalSync
-
-
-def until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.001)
+from helpers.server import wait_until
 
 
 class SlowFsync:
@@ -54,7 +47,7 @@ def test_commits_made_during_an_fsync_wait_for_the_next_and_share_it(tmp_path):
     later = [threading.Thread(target=lambda: (sync.wait(), returned.append(1))) for _ in range(5)]
     for thread in later:
         thread.start()
-    until(lambda: sync._issued == 6)  # all five committed while the first fsync runs
+    wait_until(lambda: sync._issued == 6, timeout=5, interval=0.001, message="five commits")
 
     # The fsync under way began before their commits: it does not count for them.
     assert returned == [] and len(fsync.calls) == 1
