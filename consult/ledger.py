@@ -1,12 +1,15 @@
 """The double-entry ledger: every movement of money is one balanced transfer, in integer paise.
 
 Money leaves a *debited* account and arrives in a *credited* one; an account's balance is
-its credits minus its debits. The cached `balance_paise` is moved by the same transaction
-as the entries, with an atomic UPDATE, so concurrent transfers cannot lose an update and a
-user wallet cannot go below zero (the UPDATE's guard, and a CHECK constraint behind it).
+its credits minus its debits. Every transfer moves exactly one user wallet (a recharge into
+it, a settlement out of it, a refund back), and only a wallet keeps a running
+`balance_paise`: it has a floor to guard, so the same transaction moves it with one atomic
+UPDATE that refuses to go below zero (a CHECK constraint stands behind it). Earnings, the
+platform's revenue and the outside world's account have no floor; their balance is the sum
+of their entries, so no transfer writes their rows, and concurrent ends of one astrologer's
+sessions (all of them paying the one platform) never queue on a shared row.
 """
 
-import functools
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +24,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -48,7 +50,7 @@ class Account(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    balance_paise: Mapped[int] = mapped_column(default=0)
+    balance_paise: Mapped[int] = mapped_column(default=0)  # user wallets only; 0 elsewhere
 
 
 class Transfer(db.Model):
@@ -150,26 +152,35 @@ _accounts, _transfers, _entries = Account.__table__, Transfer.__table__, Entry._
 # Built once: the hot paths run them with parameters, so SQLAlchemy never rebuilds them.
 _INSERT_TRANSFER = insert(_transfers)
 _INSERT_ENTRY = insert(_entries)
-_BALANCE = select(_accounts.c.balance_paise).where(_accounts.c.id == bindparam("id"))
-_LOCKED_BALANCE = _BALANCE.with_for_update()
-_LOCK_IN_ORDER = (
-    select(_accounts.c.id)
-    .where(_accounts.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_accounts.c.id)
-    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: as strong as the UPDATE's own lock
+_WALLET_BALANCE = select(_accounts.c.balance_paise).where(
+    _accounts.c.id == bindparam("id"), _accounts.c.kind == USER_WALLET
+)
+_LOCKED_BALANCE = _WALLET_BALANCE.with_for_update()
+_KIND_AND_BALANCE = select(_accounts.c.kind, _accounts.c.balance_paise).where(
+    _accounts.c.id == bindparam("id")
+)
+# The wallet moves by `:delta`, or no row changes when that would take it below zero.
+_MOVE_WALLET = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("wallet"),
+        _accounts.c.kind == USER_WALLET,
+        _accounts.c.balance_paise + bindparam("delta") >= 0,
+    )
+    .values(balance_paise=_accounts.c.balance_paise + bindparam("delta"))
 )
 
 
-def locked_balance(account_id_: int) -> int:
-    """The account's balance, its row held until the transaction ends (SQLite already holds
+def locked_balance(wallet_id: int) -> int:
+    """The wallet's balance, its row held until the transaction ends (SQLite already holds
     the database): nothing can move it before the caller commits."""
-    return db.session.execute(_LOCKED_BALANCE, {"id": account_id_}).scalar_one()
+    return db.session.execute(_LOCKED_BALANCE, {"id": wallet_id}).scalar_one()
 
 
-def lock(account_id_: int) -> int:
-    """Hold the account's row until the transaction ends (SQLite already holds the database)."""
-    locked_balance(account_id_)
-    return account_id_
+def lock(wallet_id: int) -> int:
+    """Hold the wallet's row until the transaction ends (SQLite already holds the database)."""
+    locked_balance(wallet_id)
+    return wallet_id
 
 
 def wallet_of(user_id: int) -> Account:
@@ -181,44 +192,39 @@ def earnings_of(astrologer_id: int) -> Account:
 
 
 def balance(account) -> int:
-    """Read the balance fresh from the database (the cached column, kept equal to the entries).
+    """The account's balance, read fresh: a wallet's running balance, or the sum of entries.
 
     `account` is an Account or an account id.
     """
     account_id_ = account if isinstance(account, int) else account.id
-    return db.session.execute(_BALANCE, {"id": account_id_}).scalar()
+    kind, cached = db.session.execute(_KIND_AND_BALANCE, {"id": account_id_}).one()
+    return cached if kind == USER_WALLET else entries_balance(account_id_)
 
 
 def post_transfer(
     kind: str,
     moves: list[Move],
     *,
+    wallet: int,
     at: datetime,
     memo: str,
     consultation_id: int | None = None,
     refund_of_id: int | None = None,
     external_reference: str | None = None,
 ) -> int:
-    """Record one balanced transfer in the caller's transaction; zero-amount moves are skipped.
+    """Record one balanced transfer of `wallet`'s money in the caller's transaction;
+    zero-amount moves are skipped.
 
-    Three statements whatever the moves: the transfer, its entries, and one guarded UPDATE
-    of the cached balances. Raises PaymentRequired (and the caller's transaction must roll
-    back) if a user wallet would go negative. Returns the transfer's id.
+    Three statements whatever the moves: the transfer, its entries, and the guarded UPDATE
+    of the wallet's balance. Raises PaymentRequired (and the caller's transaction must roll
+    back) if the wallet would go negative. Returns the transfer's id.
     """
     for move in moves:
         if not isinstance(move.amount_paise, int) or move.amount_paise < 0:
             raise ValueError("a move is a non-negative whole number of paise")
+        if wallet not in (move.source, move.target):
+            raise ValueError("every move of a transfer moves its wallet")
     moves = [m for m in moves if m.amount_paise > 0]
-    if moves and db.session.get_bind().dialect.name != "sqlite":
-        # An UPDATE locks its rows in the order it finds them, and that order moves as rows
-        # get new versions: two transfers sharing an astrologer's earnings and the platform's
-        # revenue deadlocked on PostgreSQL (bench/scale). Taking the rows in id order first,
-        # before the entries' foreign keys share-lock them, makes every transfer queue the
-        # same way. (A user's wallet is locked even earlier, by whoever moves it, before any
-        # shared row; SQLite's write lock holds the whole database.)
-        db.session.execute(
-            _LOCK_IN_ORDER, {"ids": sorted({a for m in moves for a in (m.source, m.target)})}
-        )
     transfer_id = db.session.execute(
         _INSERT_TRANSFER,
         {
@@ -245,40 +251,11 @@ def post_transfer(
             for account, direction in ((m.source, DEBIT), (m.target, CREDIT))
         ],
     )
-    _shift_balances(moves)
-    return transfer_id
-
-
-def _shift_balances(moves: list[Move]) -> None:
-    """Move every cached balance in one UPDATE; it touches no row unless no wallet goes negative."""
-    deltas: dict[int, int] = {}
-    for m in moves:
-        deltas[m.source] = deltas.get(m.source, 0) - m.amount_paise
-        deltas[m.target] = deltas.get(m.target, 0) + m.amount_paise
-    params = {}
-    for n, (account, delta) in enumerate(deltas.items()):
-        params[f"account_{n}"], params[f"delta_{n}"] = account, delta
-    touched = db.session.execute(_shift_statement(len(deltas)), params).rowcount
-    if touched != len(deltas):
+    delta = sum(m.amount_paise if m.target == wallet else -m.amount_paise for m in moves)
+    if db.session.execute(_MOVE_WALLET, {"wallet": wallet, "delta": delta}).rowcount != 1:
         # Nothing partial can stay: the caller's transaction rolls back on this error.
         raise PaymentRequired("Insufficient balance")
-
-
-@functools.cache
-def _shift_statement(accounts: int):
-    """The guarded UPDATE of `accounts` balances, built once per count: `:account_N` moves
-    by `:delta_N`."""
-    ids = [bindparam(f"account_{n}") for n in range(accounts)]
-    delta = case(
-        *((_accounts.c.id == ids[n], bindparam(f"delta_{n}")) for n in range(accounts)), else_=0
-    )
-    updated = _accounts.c.balance_paise + delta
-    return (
-        update(_accounts)
-        .where(_accounts.c.id.in_(ids))
-        .where(or_(_accounts.c.kind != USER_WALLET, updated >= 0))
-        .values(balance_paise=updated)
-    )
+    return transfer_id
 
 
 def entries_balance(account_id: int) -> int:

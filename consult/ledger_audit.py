@@ -115,6 +115,16 @@ def _check_accounts(report: Report, accounts: dict) -> None:
         report.add("entry_account", "accounts", account_id, "entries name a missing account")
     for account in accounts.values():
         from_entries = sums.get(account.id, 0)
+        if account.kind != ledger.USER_WALLET:  # its balance is its entries' sum
+            if account.balance_paise != 0:
+                report.add(
+                    "balance_matches_entries",
+                    "accounts",
+                    account.id,
+                    f"{_label(account)} keeps no running balance "
+                    f"but caches {account.balance_paise} paise",
+                )
+            continue
         if account.balance_paise != from_entries:
             report.add(
                 "balance_matches_entries",
@@ -123,7 +133,7 @@ def _check_accounts(report: Report, accounts: dict) -> None:
                 f"{_label(account)} caches {account.balance_paise} paise "
                 f"but its entries sum to {from_entries}",
             )
-        if account.kind == ledger.USER_WALLET and min(account.balance_paise, from_entries) < 0:
+        if min(account.balance_paise, from_entries) < 0:
             report.add(
                 "wallet_not_negative",
                 "accounts",

@@ -106,7 +106,7 @@ def named(text: str) -> User | None:
 def balance_of(user: User) -> int | None:
     """The person's wallet (a user) or earnings (an astrologer), read without opening one."""
     account = _account_of(user)
-    return account.balance_paise if account else None
+    return ledger.balance(account) if account else None
 
 
 def statement(user: User, limit: int = 100) -> list[dict]:

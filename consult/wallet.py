@@ -69,6 +69,7 @@ def recharge(
         ledger.post_transfer(
             "recharge",
             [ledger.Move(ledger.account_id(ledger.EXTERNAL_PAYMENTS), wallet, amount)],
+            wallet=wallet,
             at=at,
             memo=f"Recharge via {provider.name}",
             external_reference=payment_id,

@@ -73,13 +73,13 @@ def post_refund(
     moves = ledger.consultation_moves(
         session.user_id, session.astrologer_id, amount, platform_share
     )
-    if wallet_before is None:  # locked before any shared account, as every wallet move does
-        wallet_before = ledger.locked_balance(
-            ledger.account_id(ledger.USER_WALLET, session.user_id)
-        )
+    wallet = ledger.account_id(ledger.USER_WALLET, session.user_id)
+    if wallet_before is None:  # locked before any other row, as every wallet move does
+        wallet_before = ledger.locked_balance(wallet)
     transfer_id = ledger.post_transfer(
         "refund",
         [move.reversed() for move in moves],
+        wallet=wallet,
         at=at,
         memo=f"Refund for consultation #{session.id}",
         refund_of_id=session.id,

@@ -194,11 +194,12 @@ def _settle(
     """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
 
     Seven statements: the locked row (read by the caller), the locked wallet, the
-    compare-and-set, the transfer, its entries, the balances, the audit record.
+    compare-and-set, the transfer, its entries, the wallet's balance, the audit record.
     """
     # Locked: nothing moves the wallet between this read and the settlement's commit, so
     # the balance after is this one less the cost.
-    wallet_paise = ledger.locked_balance(ledger.account_id(ledger.USER_WALLET, row.user_id))
+    wallet = ledger.account_id(ledger.USER_WALLET, row.user_id)
+    wallet_paise = ledger.locked_balance(wallet)
     stop = billing_stop(row, at, wallet_paise)
     if policy.restart is not None and row.started_at < policy.restart.booted_at:
         stop = max(row.started_at, min(stop, policy.restart.alive_until))
@@ -241,6 +242,7 @@ def _settle(
     ledger.post_transfer(
         "settlement",
         ledger.consultation_moves(row.user_id, row.astrologer_id, cost, commission),
+        wallet=wallet,
         at=at,
         memo=f"Consultation #{row.id} with {row.astrologer_name}",
         consultation_id=row.id,

@@ -410,7 +410,55 @@ def test_the_database_refuses_a_second_settlement_transfer(people, hub, policy):
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError):
-        ledger.post_transfer("settlement", [], at=T0, memo="again", consultation_id=c.id)
+        ledger.post_transfer(
+            "settlement",
+            [],
+            wallet=ledger.wallet_of(user.id).id,
+            at=T0,
+            memo="again",
+            consultation_id=c.id,
+        )
+    db.session.rollback()
+
+
+def test_only_the_wallet_keeps_a_running_balance(people, hub, policy):
+    """An end writes the wallet's row and no other account's: the astrologer's earnings and
+    the platform's revenue are the sums of their entries (no shared row to queue on)."""
+    user, astrologer = people(balance=10_000, rate=6000)
+    end(live(user, astrologer, hub, policy), hub, policy, 90, actor=user.id)  # ₹60/min: ₹90
+    earnings, platform = (
+        ledger.earnings_of(astrologer.id),
+        ledger.open_account(ledger.PLATFORM_REVENUE),
+    )
+    rows = dict(
+        db.session.execute(
+            select(ledger.Account.id, ledger.Account.balance_paise).where(
+                ledger.Account.id.in_([earnings.id, platform.id])
+            )
+        ).all()
+    )
+    assert rows == {earnings.id: 0, platform.id: 0}
+    assert ledger.balance(earnings) == 9000 - 1800
+    assert ledger.balance(platform.id) == 1800
+    assert ledger.balance(ledger.wallet_of(user.id)) == 1000
+
+
+def test_a_transfer_moves_its_wallet_in_every_move(people):
+    user, astrologer = people()
+    with pytest.raises(ValueError, match="moves its wallet"):
+        ledger.post_transfer(
+            "settlement",
+            [
+                ledger.Move(
+                    ledger.earnings_of(astrologer.id).id,
+                    ledger.account_id(ledger.PLATFORM_REVENUE),
+                    1,
+                )
+            ],
+            wallet=ledger.wallet_of(user.id).id,
+            at=T0,
+            memo="x",
+        )
     db.session.rollback()
 
 
@@ -421,6 +469,7 @@ def test_a_wallet_cannot_go_negative(people, hub):
         ledger.post_transfer(
             "settlement",
             [ledger.Move(w.id, ledger.account_id(ledger.PLATFORM_REVENUE), 101)],
+            wallet=w.id,
             at=T0,
             memo="x",
         )
