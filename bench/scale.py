@@ -489,8 +489,8 @@ def redis_flush() -> None:
 
 
 def sustained(run: dict) -> bool:
-    failed = run["errors"] + run["timedOut"] + run["dupes"] + run["invalid"]
-    return failed == 0 and run["p99"] is not None and run["p99"] <= P99_LIMIT_MS
+    failed = sum(run.get(k, 0) for k in ("errors", "timedOut", "dupes", "invalid"))
+    return failed == 0 and run.get("p99") is not None and run["p99"] <= P99_LIMIT_MS
 
 
 def workers_scenario(procs: Processes, env: dict, rates: list[int], seconds: float) -> dict:
@@ -518,6 +518,8 @@ def workers_scenario(procs: Processes, env: dict, rates: list[int], seconds: flo
 
 
 def brief(run: dict) -> str:
+    if run.get("p50") is None:  # nothing completed: say what the load client said
+        return json.dumps(run)[:400]
     return (
         f"p50 {run['p50']} ms, p99 {run['p99']} ms, errors {run['errors']}, "
         f"timed out {run['timedOut']}, achieved {run['achievedRate']}/s"

@@ -33,7 +33,9 @@ DEFAULTS = {
     "METRICS_TOKEN": None,  # /metrics asks for this bearer token; with neither setting: 404
     "METRICS_ALLOWED_ADDRESSES": "",  # comma-separated IPs or networks /metrics answers
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
+    # A socket unanswered for this long (one ping) is hung up, and its party is away.
+    "SOCKET_PING_SECONDS": 25.0,
+    "SOCK_SERVER_OPTIONS": {"max_message_size": 64 * 1024},  # pings: web/keepalive.py
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,
@@ -70,6 +72,7 @@ ENVIRONMENT = {
     "REPORT_LIMIT": str,
     "SOCKET_FRAMES_PER_SECOND": int,
     "SOCKETS_PER_USER": int,
+    "SOCKET_PING_SECONDS": float,
     "RATELIMIT_STORAGE_URI": str,
     "TRUSTED_HOSTS": lambda v: [h.strip() for h in v.split(",") if h.strip()],
     "METRICS_TOKEN": str,

@@ -9,6 +9,7 @@ has its own send queue and writer, so one slow client never stalls a broadcast.
 import io
 import json
 import logging
+import socket
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from ..clock import utcnow
 from ..db import db
 from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
-from . import language, rate_limits, render
+from . import keepalive, language, rate_limits, render
 from .common import services
 from .linger import LingeringCloseThread
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
@@ -48,6 +49,7 @@ class _Goodbye:
 
 _SIGN_OFF = _Goodbye(1000, "Signed out")
 _TOO_FAST = _Goodbye(1008, "Too many frames")
+_PING = object()  # queued for the writer: the keep-alive's ping frame
 
 
 class SocketConnection:
@@ -118,6 +120,36 @@ class SocketConnection:
         except Exception:  # already closed by the peer
             pass
 
+    def ping(self) -> None:
+        """The keep-alive's turn: queue a ping, or hang up if the last one went unanswered."""
+        if self._closed:
+            return
+        if not self.ws.pong_received:
+            gevent.spawn(self._hang_up)
+            return
+        self.ws.pong_received = False
+        self._enqueue(_PING)
+
+    def _hang_up(self) -> None:
+        """The peer stopped answering: a close frame if it can go at once (and no frame is
+        being written), then the connection is shut, which wakes its reader and `serve`."""
+        busy = self._writer is not None
+        self._closed = True
+        self._queue.clear()
+        ws = self.ws
+        if not busy:
+            with gevent.Timeout(1, False):
+                try:
+                    ws.close(reason=1008, message="Ping/Pong timeout")
+                except Exception:  # gone meanwhile
+                    pass
+        ws.connected = False
+        ws.event.set()
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _write(self) -> None:
         try:
             while self._queue:
@@ -126,9 +158,11 @@ class SocketConnection:
                     self._closed = True
                     self._queue.clear()
                     self.ws.close(reason=item.code, message=item.reason)
+                elif item is _PING:
+                    self.ws.sock.sendall(keepalive.PING)
                 else:
                     self._send(item)
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             self._closed = True
             self._queue.clear()
         finally:
@@ -226,6 +260,8 @@ def serve(ws, *, html: bool) -> None:
     if not html:
         connection.deliver(Event("session:state", _state(caller.id)))
     hub.attach(connection)
+    pings = keepalive.of(app)
+    pings.watch(connection)
     _open_sockets(app)[caller.id] += 1
     metrics.OPEN_SOCKETS.inc()
     try:
@@ -243,6 +279,7 @@ def serve(ws, *, html: bool) -> None:
         if not open_sockets[caller.id]:  # no entry per user who ever connected
             del open_sockets[caller.id]
         hub.detach(connection)
+        pings.forget(connection)
         metrics.OPEN_SOCKETS.dec()
         connection.close()
 

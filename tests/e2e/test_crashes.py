@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import websocket
 
 from helpers.books import assert_books_balance, ended_events_of, query, settlements_of
 from helpers.contract import instant
@@ -223,6 +224,33 @@ def test_a_crash_while_many_ends_are_in_flight_settles_each_session_exactly_once
 
 def grace_of(server) -> float:
     return float(server.settings["DISCONNECT_GRACE_SECONDS"])
+
+
+def test_a_peer_that_stops_answering_pings_is_hung_up_and_its_party_is_away(fresh_server):
+    """A phone that loses its network closes nothing: only an unanswered ping shows it.
+    The keep-alive hangs such a socket up one ping later (close 1008), billing pauses, and
+    past the grace the session ends as `user_disconnected`."""
+    server = fresh_server(SOCKET_PING_SECONDS=0.5)
+    user = make_account(server, "user", balance=20_000)
+    astrologer = make_account(server, "astrologer", rate=RATE)
+    watcher = astrologer.socket()
+    watcher.wait_for("session:state")
+    silent = websocket.create_connection(f"{server.ws_url}/api/ws?token={user.token}", timeout=10)
+    assert '"session:state"' in silent.recv()  # attached: the user is present
+    sid = start_session(user, astrologer, present=False)["id"]
+    assert user.get("/api/billing/status").json()["paused"] is False
+    # Nothing is read from `silent` from here on, so no ping of the server's is answered.
+    wait_until(lambda: user.get("/api/billing/status").json()["paused"], message="billing paused")
+    ended = watcher.wait_for("consult:ended", where=lambda d: d["sessionId"] == sid)
+    assert ended["data"]["reason"] == "user_disconnected"
+    # What the client finds when it reads again: pings, then the server's close and why.
+    received = b""
+    silent.sock.settimeout(5)
+    while chunk := silent.sock.recv(4096):
+        received += chunk
+    assert b"\x89\x00" in received  # a ping
+    close = b"\x88\x13" + (1008).to_bytes(2, "big") + b"Ping/Pong timeout"
+    assert received.endswith(close), received[-40:]
 
 
 def test_a_flapping_connection_is_never_billed_for_the_time_away(server):
