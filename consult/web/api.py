@@ -17,7 +17,6 @@ from .common import (
     end_as_caller,
     from_request,
     json_body,
-    request_id,
     services,
 )
 
@@ -154,6 +153,7 @@ def create_session():
         current_user,
         _int_id(body.get("astrologerId"), "Astrologer not found"),
         limits=consultations.limits.parse(body, clearing=False),
+        policy=services().policy,
         **from_request(),
     )
     return jsonify(wire.session(consultation)), 201
@@ -166,9 +166,7 @@ def change_limits(session_id):
         current_user,
         session_id,
         consultations.limits.parse(json_body(), clearing=True),
-        at=utcnow(),
-        hub=services().hub,
-        request_id=request_id(),
+        **from_request(),
     )
     return jsonify(wire.session(consultation))
 
@@ -210,10 +208,7 @@ def _answer_view(answer):
     """A view answering a waiting request with `answer` (accept, decline or cancel)."""
 
     def view(session_id):
-        c = answer(
-            current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
-        )
-        return jsonify(wire.session(c))
+        return jsonify(wire.session(answer(current_user, session_id, **from_request())))
 
     return view
 
