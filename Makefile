@@ -68,7 +68,7 @@ $(MO): translations/hi/LC_MESSAGES/messages.po $(STAMP)
 	$(VENV)/bin/pybabel compile --statistics -d translations -l hi
 
 catalogue: $(STAMP)
-	$(VENV)/bin/pybabel extract --no-location --omit-header -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot .
+	$(VENV)/bin/pybabel extract --no-location --omit-header -F babel.cfg -k _l -k lazy_gettext -k _same -o translations/messages.pot .
 	$(VENV)/bin/pybabel update --omit-header --no-fuzzy-matching -i translations/messages.pot -d translations
 
 # Refresh the screenshots the README shows (the browser flow test), and those of the

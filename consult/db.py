@@ -1,4 +1,5 @@
-"""The database handle, its column types and the write transaction every use case runs in."""
+"""The database handle, its column types, the models' status questions, and the write
+transaction every use case runs in."""
 
 import contextvars
 import weakref
@@ -43,6 +44,11 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def status_is(status: str) -> property:
+    """A model's `is_...` question about its `status`: `is_open = status_is(OPEN)`."""
+    return property(lambda row: row.status == status, doc=f"Whether the status is {status!r}.")
 
 
 # SQLite: a transaction that reads then writes must take the write lock first

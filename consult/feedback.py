@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import audit, consultations
 from .accounts import User
 from .consultations import refunds
-from .db import UTCDateTime, db, write_transaction
+from .db import UTCDateTime, db, status_is, write_transaction
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .numbers import is_id, is_whole
 from .realtime import Hub
@@ -67,13 +67,8 @@ class Report(db.Model):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    @property
-    def is_open(self) -> bool:
-        return self.status == OPEN
-
-    @property
-    def is_refunded(self) -> bool:
-        return self.status == REFUNDED
+    is_open = status_is(OPEN)
+    is_refunded = status_is(REFUNDED)
 
 
 # ---------------------------------------------------------------- ratings

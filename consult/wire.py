@@ -8,6 +8,22 @@ its events' payloads with them, because an event crosses instances (Redis) as JS
 from .clock import iso
 
 
+def _fields(obj, *names: str) -> dict:
+    """`obj`'s attributes `names`, in order, each under its camelCase name; a time (a name
+    ending in `_at`) in ISO form."""
+    return {_camel(name): _value(obj, name) for name in names}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _value(obj, name: str):
+    value = getattr(obj, name)
+    return iso(value) if name.endswith("_at") else value
+
+
 def session(c) -> dict:
     """The Session object."""
     return {
@@ -101,37 +117,31 @@ def availability(a) -> dict:
 
 
 def rating(r) -> dict:
-    return {
-        "sessionId": r.consultation_id,
-        "stars": r.stars,
-        "comment": r.comment,
-        "ratedAt": iso(r.rated_at),
-    }
+    return {"sessionId": r.consultation_id, **_fields(r, "stars", "comment", "rated_at")}
 
 
 def report(r) -> dict:
     return {
         "id": r.id,
         "sessionId": r.consultation_id,
-        "category": r.category,
-        "text": r.text,
-        "status": r.status,
-        "createdAt": iso(r.created_at),
-        "refundPaise": r.refund_paise,
-        "note": r.note,
-        "resolvedAt": iso(r.resolved_at),
+        **_fields(
+            r, "category", "text", "status", "created_at", "refund_paise", "note", "resolved_at"
+        ),
     }
 
 
 def digest(d) -> dict:
     """The automatic summary of a session's chat."""
     return {
-        "userMessages": d.user_messages,
-        "userWords": d.user_words,
-        "astrologerMessages": d.astrologer_messages,
-        "astrologerWords": d.astrologer_words,
-        "firstQuestion": d.first_question,
-        "lastAnswer": d.last_answer,
+        **_fields(
+            d,
+            "user_messages",
+            "user_words",
+            "astrologer_messages",
+            "astrologer_words",
+            "first_question",
+            "last_answer",
+        ),
         "topWords": [{"word": w, "count": n} for w, n in d.top_words],
         "billedSeconds": d.billed_seconds,
     }

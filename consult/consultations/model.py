@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, bindparam, se
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts import User
-from ..db import UTCDateTime, db
+from ..db import UTCDateTime, db, status_is
 
 REQUESTED, ACTIVE, ENDED = "requested", "active", "ended"
 DECLINED, CANCELLED, EXPIRED = "declined", "cancelled", "expired"
@@ -114,17 +114,9 @@ class Consultation(db.Model):
     def paused_since(self) -> datetime | None:
         return paused_since_of(self)
 
-    @property
-    def is_requested(self) -> bool:
-        return self.status == REQUESTED
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == ACTIVE
-
-    @property
-    def is_ended(self) -> bool:
-        return self.status == ENDED
+    is_requested = status_is(REQUESTED)
+    is_active = status_is(ACTIVE)
+    is_ended = status_is(ENDED)
 
     @property
     def parties(self) -> tuple[int, int]:

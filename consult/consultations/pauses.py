@@ -1,5 +1,6 @@
 """Presence: billing pauses while a party is away and resumes, gap unbilled, when both are back."""
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -16,12 +17,10 @@ def party_left(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     """A party's last connection dropped: pause billing of their active consultations."""
     paused = []
     with write_transaction():
-        for consultation in _active_of_party(user_id):
-            column = consultation.presence_column(user_id)
-            if getattr(consultation, column) is None:
-                setattr(consultation, column, at)
-                audit.record(consultation.id, "paused", at=at, actor_id=user_id, detail=column)
-                paused.append(consultation)
+        for consultation, column in _presence_changes(user_id, away=True):
+            setattr(consultation, column, at)
+            audit.record(consultation.id, "paused", at=at, actor_id=user_id, detail=column)
+            paused.append(consultation)
     _publish_billing(paused, hub)
     return [c.id for c in paused]
 
@@ -30,10 +29,7 @@ def party_returned(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     """A party is back: once both are present, billing resumes and the gap is not billed."""
     resumed = []
     with write_transaction():
-        for consultation in _active_of_party(user_id):
-            column = consultation.presence_column(user_id)
-            if getattr(consultation, column) is None:
-                continue
+        for consultation, column in _presence_changes(user_id, away=False):
             since = consultation.paused_since
             setattr(consultation, column, None)
             if consultation.paused_since is None:
@@ -83,6 +79,15 @@ def pause_vanished_parties(*, hub: Hub) -> list[int]:
                     paused.append(consultation)
     _publish_billing(paused, hub)
     return [c.id for c in paused]
+
+
+def _presence_changes(user_id: int, *, away: bool) -> Iterator[tuple[Consultation, str]]:
+    """The party's active consultations (locked) where it is not yet marked as `away` is
+    (where leaving, or returning, changes something), each with the column of the mark."""
+    for consultation in _active_of_party(user_id):
+        column = consultation.presence_column(user_id)
+        if (getattr(consultation, column) is not None) != away:
+            yield consultation, column
 
 
 def _active_of_party(user_id: int) -> list[Consultation]:

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from .. import audit, idempotency, ledger, metrics
+from .. import idempotency, ledger, metrics
 from ..db import db, write_transaction
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..numbers import is_id, is_whole
 from ..realtime import Event, Hub
+from . import money_moves
 from .meter import wallet_balance
 from .model import (
     ASTROLOGER_DISCONNECTED,
@@ -51,17 +52,15 @@ def post_refund(
     amount: int,
     *,
     commission: int,
-    at: datetime,
-    actor_id,
-    reason,
     note=None,
-    request_id=None,
-    idempotency_key=None,
     wallet_before: int | None = None,
+    **event,
 ) -> int:
     """Refund `amount` of a settled session in the caller's transaction; returns the transfer id.
 
     `wallet_before` is the user's balance now, when the caller knows it (the settlement does).
+    `event` is the rest of the audit event: `at`, `actor_id`, `reason`, and the request id and
+    idempotency key where there are any.
 
     `session` has the settled figures (`id`, `user_id`, `astrologer_id`, `total_cost_paise`,
     `refunded_paise` before this refund); `commission` is what the settlement paid the platform.
@@ -70,33 +69,20 @@ def post_refund(
     if amount <= 0 or before + amount > cost:
         raise Conflict(TOO_MUCH)
     platform_share = (before + amount) * commission // cost - before * commission // cost
-    moves = ledger.consultation_moves(
-        session.user_id, session.astrologer_id, amount, platform_share
-    )
-    wallet = ledger.account_id(ledger.USER_WALLET, session.user_id)
     if wallet_before is None:  # locked before any other row, as every wallet move does
-        wallet_before = ledger.locked_balance(wallet)
-    transfer_id = ledger.post_transfer(
-        "refund",
-        [move.reversed() for move in moves],
-        wallet=wallet,
-        at=at,
+        wallet_before = ledger.locked_balance(
+            ledger.account_id(ledger.USER_WALLET, session.user_id)
+        )
+    return money_moves.post(
+        money_moves.REFUND,
+        session,
+        amount,
+        platform_share,
         memo=f"Refund for consultation #{session.id}",
-        refund_of_id=session.id,
-    )
-    audit.record(
-        session.id,
-        "refunded",
-        at=at,
-        actor_id=actor_id,
-        reason=reason,
-        cost_paise=amount,
-        request_id=request_id,
+        wallet_before=wallet_before,
         detail=note and note[:200],
-        idempotency_key=idempotency_key,
-        wallet=(wallet_before, wallet_before + amount),
+        **event,
     )
-    return transfer_id
 
 
 def refund(

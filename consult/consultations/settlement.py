@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, availability, billing, idempotency, ledger, metrics, wire
+from .. import availability, billing, idempotency, ledger, metrics, wire
 from ..accounts import User
 from ..clock import iso
 from ..db import db, write_transaction
@@ -22,7 +22,7 @@ from ..errors import Conflict, NotFound
 from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
-from . import live, refunds
+from . import live, money_moves, refunds
 from .meter import billing_stop
 from .model import (
     ACTIVE,
@@ -198,8 +198,7 @@ def _settle(
     """
     # Locked: nothing moves the wallet between this read and the settlement's commit, so
     # the balance after is this one less the cost.
-    wallet = ledger.account_id(ledger.USER_WALLET, row.user_id)
-    wallet_paise = ledger.locked_balance(wallet)
+    wallet_paise = ledger.locked_balance(ledger.account_id(ledger.USER_WALLET, row.user_id))
     stop = billing_stop(row, at, wallet_paise)
     if policy.restart is not None and row.started_at < policy.restart.booted_at:
         stop = max(row.started_at, min(stop, policy.restart.alive_until))
@@ -239,25 +238,19 @@ def _settle(
     if won != 1:
         raise _LostRace()
     commission = billing.commission_paise(cost, policy.commission_percent)
-    ledger.post_transfer(
-        "settlement",
-        ledger.consultation_moves(row.user_id, row.astrologer_id, cost, commission),
-        wallet=wallet,
+    money_moves.post(
+        money_moves.SETTLEMENT,
+        row,
+        cost,
+        commission,
         at=at,
         memo=f"Consultation #{row.id} with {row.astrologer_name}",
-        consultation_id=row.id,
-    )
-    audit.record(
-        row.id,
-        "ended",
-        at=at,
+        wallet_before=wallet_paise,
         actor_id=actor_id,
         reason=reason,
-        cost_paise=cost,
         request_id=request_id,
         detail=f"billed {seconds}s, stopped at {iso(stop)}{f'; {note}' if note else ''}"[:200],
         idempotency_key=idempotency_key,
-        wallet=(wallet_paise, wallet_paise - cost),
     )
     if refunded:  # the make-good: a refund of its own, in this same transaction
         refunds.post_refund(

@@ -34,7 +34,13 @@ from ..money import rupees
 from ..numbers import is_id
 from . import forms
 from .admin_api import MAX_BULK
-from .common import end_as_admin, is_fragment_request, page_or_fragment, request_id, services
+from .common import (
+    end_as_admin,
+    from_request,
+    is_fragment_request,
+    page_or_fragment,
+    resolve_as_admin,
+)
 from .errors import status_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -185,11 +191,9 @@ def refund(session_id):
             session_id,
             amount,
             note,
-            at=utcnow(),
-            hub=services().hub,
-            request_id=request_id(),
             idempotency_key=key,
             fingerprint=_fingerprint(amount, note),
+            **from_request(),
         )
     except DomainError as error:
         consultation = _consultation(session_id)
@@ -459,9 +463,7 @@ def resolve_report(report_id):
                 raise Invalid("Enter the amount to refund (more than ₹0.00), or press Reject")
         else:
             raise Invalid("Choose Refund or Reject")
-        resolved = feedback.resolve(
-            current_user, report_id, amount, note, at=utcnow(), hub=services().hub
-        )
+        resolved = resolve_as_admin(report_id, amount, note)
     except DomainError as error:
         found = db.session.get(feedback.Report, report_id, populate_existing=True)
         if found is None:  # no card to show the reason on: the error page or toast

@@ -12,9 +12,9 @@ from .common import (
     csv_download,
     end_as_admin,
     fingerprint,
+    from_request,
     json_body,
-    request_id,
-    services,
+    resolve_as_admin,
 )
 from .errors import status_of
 
@@ -78,11 +78,9 @@ def refund(session_id):
         session_id,
         body.get("amountPaise"),
         body.get("note"),
-        at=utcnow(),
-        hub=services().hub,
-        request_id=request_id(),
         idempotency_key=request.headers.get("Idempotency-Key"),
         fingerprint=fingerprint(),
+        **from_request(),
     )
     return jsonify(wire.session(consultation))
 
@@ -118,12 +116,5 @@ def reports():
 @bp.post("/reports/<int:report_id>/resolve")
 def resolve(report_id):
     body = json_body()
-    resolved = feedback.resolve(
-        current_user,
-        report_id,
-        body.get("refundPaise"),
-        body.get("note"),
-        at=utcnow(),
-        hub=services().hub,
-    )
+    resolved = resolve_as_admin(report_id, body.get("refundPaise"), body.get("note"))
     return jsonify(wire.report(resolved))

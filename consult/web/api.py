@@ -17,7 +17,6 @@ from .common import (
     end_as_caller,
     from_request,
     json_body,
-    request_id,
     services,
 )
 
@@ -154,6 +153,7 @@ def create_session():
         current_user,
         _int_id(body.get("astrologerId"), "Astrologer not found"),
         limits=consultations.limits.parse(body, clearing=False),
+        policy=services().policy,
         **from_request(),
     )
     return jsonify(wire.session(consultation)), 201
@@ -166,9 +166,7 @@ def change_limits(session_id):
         current_user,
         session_id,
         consultations.limits.parse(json_body(), clearing=True),
-        at=utcnow(),
-        hub=services().hub,
-        request_id=request_id(),
+        **from_request(),
     )
     return jsonify(wire.session(consultation))
 
@@ -183,12 +181,6 @@ def rate(session_id):
     return jsonify(wire.rating(rating))
 
 
-@bp.get("/sessions/<int:session_id>/rating")
-@api_auth()
-def get_rating(session_id):
-    return jsonify(wire.rating(feedback.rating_of(current_user, session_id)))
-
-
 @bp.post("/sessions/<int:session_id>/report")
 @api_auth()
 @rate_limits.per_account("report")
@@ -200,20 +192,37 @@ def report(session_id):
     return jsonify(wire.report(filed)), 201
 
 
-@bp.get("/sessions/<int:session_id>/report")
-@api_auth()
-def get_report(session_id):
-    return jsonify(wire.report(feedback.report_of(current_user, session_id)))
+# What a session gains once ended: each is read as its party may see it and given in its wire
+# shape, by a GET of its own (404 when there is none) and in the summary (null).
+_PARTS = {"rating": (feedback.rating_of, wire.rating), "report": (feedback.report_of, wire.report)}
+
+
+def _part(name: str, session_id) -> dict:
+    """The caller's session's rating or report, in its wire shape."""
+    read, shape = _PARTS[name]
+    return shape(read(current_user, session_id))
+
+
+def _part_view(name: str):
+    """The GET of a session's rating or report: 404 when it has none."""
+
+    def view(session_id):
+        return jsonify(_part(name, session_id))
+
+    return view
+
+
+for _name in _PARTS:
+    bp.add_url_rule(
+        f"/sessions/<int:session_id>/{_name}", f"get_{_name}", api_auth()(_part_view(_name))
+    )
 
 
 def _answer_view(answer):
     """A view answering a waiting request with `answer` (accept, decline or cancel)."""
 
     def view(session_id):
-        c = answer(
-            current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
-        )
-        return jsonify(wire.session(c))
+        return jsonify(wire.session(answer(current_user, session_id, **from_request())))
 
     return view
 
@@ -279,16 +288,15 @@ def session_summary(session_id):
             "balanceAfterPaise": consultation.balance_after_paise if sees_balance else None,
             "messages": [wire.message(m) for m in messages],
             "digest": wire.digest(digest(consultation, messages)),
-            "rating": _or_none(feedback.rating_of, wire.rating, consultation.id),
-            "report": _or_none(feedback.report_of, wire.report, consultation.id),
+            **{part: _or_none(part, consultation.id) for part in _PARTS},
         }
     )
 
 
-def _or_none(read, shape, session_id):
+def _or_none(part: str, session_id):
     """What a summary shows of a rating or report: its shape, or null when there is none."""
     try:
-        return shape(read(current_user, session_id))
+        return _part(part, session_id)
     except NotFound:
         return None
 

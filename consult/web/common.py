@@ -7,7 +7,7 @@ from functools import wraps
 from flask import current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import consultations, text
+from .. import consultations, feedback, text
 from ..clock import utcnow
 from ..errors import Forbidden, Invalid
 from ..services import Services, services_of
@@ -45,10 +45,9 @@ def page_or_fragment(page: str, fragment: str, **context) -> str:
 
 
 def from_request() -> dict:
-    """What a use case takes from the request serving it: the time, the hub to tell, the
-    policy, and the request's id for the audit trail."""
-    s = services()
-    return {"at": utcnow(), "hub": s.hub, "policy": s.policy, "request_id": request_id()}
+    """What a use case takes from the request serving it: the time, the hub to tell, and the
+    request's id for the audit trail. (Those that start or end a session take the policy too.)"""
+    return {"at": utcnow(), "hub": services().hub, "request_id": request_id()}
 
 
 def api_auth(*roles: str):
@@ -71,13 +70,30 @@ def api_auth(*roles: str):
 def end_as_caller(session_id, *, key) -> consultations.EndOutcome:
     """End the given session, or the signed-in party's active one (the REST route and page)."""
     return consultations.end_for_caller(
-        current_user, session_id, idempotency_key=key, fingerprint=fingerprint(), **from_request()
+        current_user,
+        session_id,
+        idempotency_key=key,
+        fingerprint=fingerprint(),
+        policy=services().policy,
+        **from_request(),
     )
 
 
 def end_as_admin(session_id, *, note: str) -> consultations.EndOutcome:
     """End a session as the signed-in admin (`admin_ended`): the JSON bulk end and the pages."""
-    return consultations.end_by_admin(current_user, session_id, note=note, **from_request())
+    return consultations.end_by_admin(
+        current_user, session_id, note=note, policy=services().policy, **from_request()
+    )
+
+
+def resolve_as_admin(report_id, refund_paise, note) -> feedback.Report:
+    """Resolve a report as the signed-in admin: the JSON API and the reports page.
+
+    `feedback.resolve` takes no request id (its audit rows carry none), so not `from_request`.
+    """
+    return feedback.resolve(
+        current_user, report_id, refund_paise, note, at=utcnow(), hub=services().hub
+    )
 
 
 def fingerprint() -> str:

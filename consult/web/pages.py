@@ -14,7 +14,6 @@ from .common import (
     from_request,
     is_fragment_request,
     page_or_fragment,
-    request_id,
     services,
 )
 from .context import cards, dashboard_context, panel_for
@@ -118,6 +117,7 @@ def request_session():
         current_user,
         astrologer_id,
         limits=consultations.limits.parse(forms.limits(request.form), clearing=False),
+        policy=services().policy,
         **from_request(),
     )
     return _hx_redirect(url_for("pages.session_page", session_id=consultation.id))
@@ -134,9 +134,7 @@ def limits(session_id):
         current_user,
         session_id,
         consultations.limits.parse(changes, clearing=True),
-        at=utcnow(),
-        hub=services().hub,
-        request_id=request_id(),
+        **from_request(),
     )
     return _changed(session_id, "sessions/_billing.html")
 
@@ -199,9 +197,7 @@ def end(session_id):
 @bp.post("/sessions/<int:session_id>/cancel")
 @login_required
 def cancel(session_id):
-    consultations.cancel(
-        current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id()
-    )
+    consultations.cancel(current_user, session_id, **from_request())
     return _hx_redirect(url_for("pages.session_page", session_id=session_id))
 
 
@@ -210,7 +206,7 @@ def cancel(session_id):
 def answer(session_id, answer):
     _role("astrologer")
     act = consultations.accept if answer == "accept" else consultations.decline
-    act(current_user, session_id, at=utcnow(), hub=services().hub, request_id=request_id())
+    act(current_user, session_id, **from_request())
     if is_fragment_request():
         return render_template("dashboard/_lists.html", oob=True, **dashboard_context(current_user))
     return redirect(url_for("pages.dashboard"))

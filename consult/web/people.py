@@ -18,7 +18,7 @@ from ..errors import DomainError, Invalid
 from ..money import rupees
 from . import forms
 from .admin import _done, _refused, admins_only
-from .common import from_request, is_fragment_request, page_or_fragment, request_id, services
+from .common import from_request, is_fragment_request, page_or_fragment, services
 
 bp = Blueprint("people", __name__, url_prefix="/admin/people")
 bp.before_request(admins_only)
@@ -100,9 +100,7 @@ def profile(person_id):
             current_user,
             person_id,
             people.Profile.checked(rate, typed["speciality"], typed["bio"]),
-            at=utcnow(),
-            hub=services().hub,
-            request_id=request_id(),
+            **from_request(),
         )
     except DomainError as error:
         return _refused(
@@ -139,7 +137,9 @@ def suspend(person_id):
     people.get(person_id)
     note = request.form.get("note", "")
     try:
-        done = people.suspend(current_user, person_id, note, **from_request())
+        done = people.suspend(
+            current_user, person_id, note, policy=services().policy, **from_request()
+        )
     except DomainError as error:
         return _access_refused(error, person_id, note)
     name = done.person.display_name
@@ -161,9 +161,7 @@ def restore(person_id):
     people.get(person_id)
     note = request.form.get("note", "")
     try:
-        restored = people.restore(
-            current_user, person_id, note, at=utcnow(), hub=services().hub, request_id=request_id()
-        )
+        restored = people.restore(current_user, person_id, note, **from_request())
     except DomainError as error:
         return _access_refused(error, person_id, note)
     return _reload(f"Restored {restored.display_name}: they can sign in again.", person_id)

@@ -20,6 +20,12 @@ def N_(text: str) -> str:
     return text
 
 
+def _same(text: str) -> tuple[str, str]:
+    """A refusal that a page words as the domain does: the text, and its translation
+    (`pybabel extract -k _same` puts it in the catalogue)."""
+    return text, _l(text)
+
+
 STATUS_LABELS = {
     consultations.REQUESTED: _l("Requested"),
     consultations.ACTIVE: _l("Active"),
@@ -67,164 +73,114 @@ def movement(line: dict) -> str:
 REFUSALS = {
     text: words
     for text, words in (
-        ("Not found", _l("Not found")),
+        _same("Not found"),
         ("Method not allowed", _l("That action is not allowed here")),
         ("Request body too large (64 KiB at most)", _l("That was too much to send at once")),
         (consultations.SESSION_NOT_FOUND, _l("Session not found")),
         (consultations.NOT_ACTIVE, _l("Session is not active")),
         (consultations.NOT_WAITING, _l("Session is no longer waiting for an answer")),
-        ("Session has ended", _l("Session has ended")),
-        ("No active session found", _l("No active session found")),
-        ("No active session found to end", _l("No active session found to end")),
+        _same("Session has ended"),
+        _same("No active session found"),
+        _same("No active session found to end"),
         (
             "No active session found to end: this session has already ended",
             _l("This session has already ended"),
         ),
-        ("Astrologer not found", _l("Astrologer not found")),
+        _same("Astrologer not found"),
         ("Astrologer is not available", _l("This astrologer is not available right now")),
-        (
-            "You already have a requested or active session",
-            _l("You already have a requested or active session"),
-        ),
+        _same("You already have a requested or active session"),
         ("Insufficient balance", _l("Your balance is too low")),
-        ("That username is taken", _l("That username is taken")),
-        (
-            "That username and password do not match.",
-            _l("That username and password do not match."),
-        ),
-        ("This account is suspended", _l("This account is suspended")),
-        (
-            "Username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'",
-            _l("Username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'"),
-        ),
-        ("Password cannot be only spaces", _l("Password cannot be only spaces")),
-        (
-            "That password is one of the most common; please choose another",
-            _l("That password is one of the most common; please choose another"),
-        ),
-        (
-            "Password cannot be a run of neighbouring keys, letters or digits",
-            _l("Password cannot be a run of neighbouring keys, letters or digits"),
-        ),
-        ("Password cannot contain the username", _l("Password cannot contain the username")),
+        _same("That username is taken"),
+        _same("That username and password do not match."),
+        _same("This account is suspended"),
+        _same("Username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'"),
+        _same("Password cannot be only spaces"),
+        _same("That password is one of the most common; please choose another"),
+        _same("Password cannot be a run of neighbouring keys, letters or digits"),
+        _same("Password cannot contain the username"),
         ("Message text must be 1 to 2000 characters", _l("A message must be 1 to 2000 characters")),
         (
             "amountPaise must be a positive whole number of paise",
             _l("Choose an amount to add"),
         ),
-        (
-            "Only the session's user can change its limits",
-            _l("Only the session's user can change its limits"),
-        ),
-        (
-            "The session has ended; its limits can no longer change",
-            _l("The session has ended; its limits can no longer change"),
-        ),
-        (
-            "The session has already run that long; choose a later time limit",
-            _l("The session has already run that long; choose a later time limit"),
-        ),
-        (
-            "The session has already cost that much; choose a higher spend cap",
-            _l("The session has already cost that much; choose a higher spend cap"),
-        ),
-        ("Only users can request a session", _l("Only users can request a session")),
-        ("Only the session's user can do this", _l("Only the session's user can do this")),
-        (
-            "Only the session's user can report a problem with it",
-            _l("Only the session's user can report a problem with it"),
-        ),
-        ("The session has not ended yet", _l("The session has not ended yet")),
+        _same("Only the session's user can change its limits"),
+        _same("The session has ended; its limits can no longer change"),
+        _same("The session has already run that long; choose a later time limit"),
+        _same("The session has already cost that much; choose a higher spend cap"),
+        _same("Only users can request a session"),
+        _same("Only the session's user can do this"),
+        _same("Only the session's user can report a problem with it"),
+        _same("The session has not ended yet"),
         ("stars must be a whole number from 1 to 5", _l("Choose from 1 to 5 stars")),
-        (
-            "Only a session with billed time can be rated",
-            _l("Only a session with billed time can be rated"),
-        ),
-        (
-            "A rating can be changed for 24 hours only",
-            _l("A rating can be changed for 24 hours only"),
-        ),
-        ("This session has no rating", _l("This session has no rating")),
-        (
-            "A problem can be reported within 7 days of the end only",
-            _l("A problem can be reported within 7 days of the end only"),
-        ),
-        ("This session already has an open report", _l("This session already has an open report")),
-        ("This session has no report", _l("This session has no report")),
-        ("The dashboard is for astrologers", _l("The dashboard is for astrologers")),
-        ("Only astrologers set their availability", _l("Only astrologers set their availability")),
-        ("Only astrologers have earnings", _l("Only astrologers have earnings")),
+        _same("Only a session with billed time can be rated"),
+        _same("A rating can be changed for 24 hours only"),
+        _same("This session has no rating"),
+        _same("A problem can be reported within 7 days of the end only"),
+        _same("This session already has an open report"),
+        _same("This session has no report"),
+        _same("The dashboard is for astrologers"),
+        _same("Only astrologers set their availability"),
+        _same("Only astrologers have earnings"),
         ("status must be one of online, busy, offline", _l("Choose Online, Busy or Offline")),
         ("from and to must be dates like 2026-12-31", _l("Choose the dates from the calendar")),
         ("from must not be after to", _l("The first day must not be after the last")),
         ("by must be day or session", _l("Choose per day or per session")),
-        (
-            "Too many sign-in attempts; try again later",
-            _l("Too many sign-in attempts; try again later"),
-        ),
-        (
-            "Too many session requests; try again later",
-            _l("Too many session requests; try again later"),
-        ),
-        ("Too many messages; slow down a little", _l("Too many messages; slow down a little")),
-        ("Too many reports; try again later", _l("Too many reports; try again later")),
+        _same("Too many sign-in attempts; try again later"),
+        _same("Too many session requests; try again later"),
+        _same("Too many messages; slow down a little"),
+        _same("Too many reports; try again later"),
         (
             "The form expired or the CSRF token is missing; reload the page and try again",
             _l("The form expired; reload the page and try again"),
         ),
-        ("That did not work. Please try again.", _l("That did not work. Please try again.")),
+        _same("That did not work. Please try again."),
     )
 }
-REFUSAL_PATTERNS = (
-    (
-        re.compile(
+REFUSAL_PATTERNS = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (
             r"Your balance must cover at least (?P<seconds>\d+) seconds at this rate;"
-            r" please recharge"
+            r" please recharge",
+            N_(
+                "Your balance must cover at least %(seconds)s seconds at this rate; please recharge"
+            ),
         ),
-        N_("Your balance must cover at least %(seconds)s seconds at this rate; please recharge"),
-    ),
-    (
-        re.compile(r"Password must be (?P<least>\d+) to (?P<most>\d+) characters"),
-        N_("Password must be %(least)s to %(most)s characters"),
-    ),
-    (
-        re.compile(r"Password needs at least (?P<least>\d+) different characters"),
-        N_("Password needs at least %(least)s different characters"),
-    ),
-    (
-        re.compile(r"The (?P<field>time limit|spend cap) must be .+"),
-        N_("Enter the limits as whole minutes and an amount in rupees, like 15 and 99.50"),
-    ),
-    (
-        re.compile(
-            r"(maxMinutes|maxSpendPaise) must be a whole number from 1 to (?P<most>\d+), or null"
+        (
+            r"Password must be (?P<least>\d+) to (?P<most>\d+) characters",
+            N_("Password must be %(least)s to %(most)s characters"),
         ),
-        N_("Each limit must be from 1 to %(most)s"),
-    ),
-    (
-        re.compile(r"maxSessions must be a whole number from 1 to (?P<most>\d+), or null"),
-        N_("The chat limit must be a whole number from 1 to %(most)s"),
-    ),
-    (
-        re.compile(r"The rating must be a whole number"),
-        N_("Choose from 1 to 5 stars"),
-    ),
-    (
-        re.compile(r"comment must be text of at most (?P<most>[\d,]+) characters"),
-        N_("A comment can be at most %(most)s characters"),
-    ),
-    (
-        re.compile(r"(category must be one of .+|text must be 1 to (?P<most>[\d,]+) characters)"),
-        N_("Choose what went wrong and tell us about it"),
-    ),
-    (
-        re.compile(r"A range covers at most (?P<most>\d+) days"),
-        N_("A range covers at most %(most)s days"),
-    ),
-    (
-        re.compile(r"Too many frames: at most (?P<most>\d+) a second"),
-        N_("Too many messages; slow down a little"),
-    ),
+        (
+            r"Password needs at least (?P<least>\d+) different characters",
+            N_("Password needs at least %(least)s different characters"),
+        ),
+        (
+            r"The (?P<field>time limit|spend cap) must be .+",
+            N_("Enter the limits as whole minutes and an amount in rupees, like 15 and 99.50"),
+        ),
+        (
+            r"(maxMinutes|maxSpendPaise) must be a whole number from 1 to (?P<most>\d+), or null",
+            N_("Each limit must be from 1 to %(most)s"),
+        ),
+        (
+            r"maxSessions must be a whole number from 1 to (?P<most>\d+), or null",
+            N_("The chat limit must be a whole number from 1 to %(most)s"),
+        ),
+        (r"The rating must be a whole number", N_("Choose from 1 to 5 stars")),
+        (
+            r"comment must be text of at most (?P<most>[\d,]+) characters",
+            N_("A comment can be at most %(most)s characters"),
+        ),
+        (
+            r"(category must be one of .+|text must be 1 to (?P<most>[\d,]+) characters)",
+            N_("Choose what went wrong and tell us about it"),
+        ),
+        (r"A range covers at most (?P<most>\d+) days", N_("A range covers at most %(most)s days")),
+        (
+            r"Too many frames: at most (?P<most>\d+) a second",
+            N_("Too many messages; slow down a little"),
+        ),
+    )
 )
 IN_GENERAL = {
     400: _l("That request was not right. Please check it and try again."),

@@ -27,7 +27,7 @@ def extracted(tmp_path_factory):
     pybabel = Path(sys.executable).with_name("pybabel")
     subprocess.run(
         [pybabel, "-q", "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext"]
-        + ["-o", str(pot), "."],
+        + ["-k", "_same", "-o", str(pot), "."],
         cwd=ROOT,
         check=True,
         capture_output=True,
