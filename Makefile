@@ -61,7 +61,8 @@ static/vendor/.stamp: package.json package-lock.json
 
 # The Hindi pages' catalogue: translations/hi/LC_MESSAGES/messages.po is kept in git, its
 # compiled .mo is built here. After changing words, `make catalogue` adds the new ones to
-# the .po (empty: the catalogue test fails until each has its Hindi).
+# the .po (empty: the catalogue test fails until each has its Hindi), keeping its header and
+# its 100-column wrapping, so an update with nothing new changes only the date.
 MO := translations/hi/LC_MESSAGES/messages.mo
 translations: $(MO)
 $(MO): translations/hi/LC_MESSAGES/messages.po $(STAMP)
@@ -69,7 +70,7 @@ $(MO): translations/hi/LC_MESSAGES/messages.po $(STAMP)
 
 catalogue: $(STAMP)
 	$(VENV)/bin/pybabel extract --no-location --omit-header -F babel.cfg -k _l -k lazy_gettext -k _same -o translations/messages.pot .
-	$(VENV)/bin/pybabel update --omit-header --no-fuzzy-matching -i translations/messages.pot -d translations
+	$(VENV)/bin/pybabel update -w 100 --no-fuzzy-matching -i translations/messages.pot -d translations
 
 # Refresh the screenshots the README shows (the browser flow test), and those of the
 # checklist's states (dashboard, low balance, reconnecting, a 375 px phone, errors).
