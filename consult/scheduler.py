@@ -22,6 +22,7 @@ from .realtime import Event, LocalHub
 
 log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
+DUE_SLACK_SECONDS = 0.002  # wake just after a due time, so it is due when looked at
 
 
 class Heartbeat(db.Model):
@@ -97,7 +98,8 @@ def lease_ttl(interval: float) -> timedelta:
 
 
 class Scheduler:
-    """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent)."""
+    """Runs `tick` every `interval` seconds in a background thread (a greenlet under gevent);
+    the lease holder also wakes between ticks at the next due time, to end what is due."""
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._last_beat: datetime | None = None
         self._last_presence_check: datetime | None = None
+        self._next_due: datetime | None = None  # the leader's earliest due time to come
 
     @property
     def services(self):
@@ -194,12 +197,41 @@ class Scheduler:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        next_tick = time.monotonic() + self.interval
+        while True:
             try:
                 with self.app.app_context():
-                    self.tick(utcnow())
+                    self._next_due = self._find_next_due()
+            except Exception:
+                log.exception("scheduler could not find the next due time")
+                self._next_due = None
+            if self._stop.wait(self._sleep_before(next_tick)):
+                return
+            try:
+                with self.app.app_context():
+                    if time.monotonic() >= next_tick:
+                        self.tick(utcnow())
+                        next_tick = time.monotonic() + self.interval
+                    elif self.is_leader:  # woken for a due time between ticks
+                        self._end_due(utcnow(), time.monotonic())
+                        db.session.remove()
             except Exception:  # keep the clock running; the error is logged, not hidden
                 log.exception("scheduler tick failed")
+
+    def _sleep_before(self, next_tick: float) -> float:
+        """Until the next tick, or the next due time if that comes first: a funded end fires
+        when the money runs out, not up to a tick later."""
+        wait = next_tick - time.monotonic()
+        if self._next_due is not None:
+            wait = min(wait, (self._next_due - utcnow()).total_seconds() + DUE_SLACK_SECONDS)
+        return max(0.0, wait)
+
+    def _find_next_due(self) -> datetime | None:
+        if not self.is_leader:
+            return None
+        found = consultations.next_due(now=utcnow(), policy=self.services.policy)
+        db.session.remove()
+        return found
 
     def tick(self, now: datetime) -> None:
         began = time.monotonic()  # `now` is the tick's instant; ends after it fire later
@@ -229,15 +261,22 @@ class Scheduler:
         consultations.expire_stale(now=now, hub=hub, policy=policy)
         # While a restart's doubt lasts (three seconds at most), a due end could bill a
         # downtime: it waits for the verdict, which settles what the downtime left.
-        due = [] if self._recovery_pending else consultations.due_ends(now=now, policy=policy)
-        for consultation_id, reason, due_at in due:
+        if not self._recovery_pending:
+            self._end_due(now, began)
+        self._warn_low_balance(now)
+        db.session.remove()
+
+    def _end_due(self, now: datetime, began: float) -> None:
+        """End what is due by `now`: funds or spend cap reached, time limit, grace past."""
+        services = self.services
+        for consultation_id, reason, due_at in consultations.due_ends(
+            now=now, policy=services.policy
+        ):
             late = (now - due_at).total_seconds() + time.monotonic() - began
             metrics.END_LATENESS_SECONDS.observe(late)
             consultations.end_session(
-                consultation_id, reason=reason, at=now, hub=hub, policy=policy
+                consultation_id, reason=reason, at=now, hub=services.hub, policy=services.policy
             )
-        self._warn_low_balance(now)
-        db.session.remove()
 
     def _warn_low_balance(self, now: datetime) -> None:
         """Warn once for each funded end that falls under the threshold; a recharge re-arms it."""

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from .. import audit
 from ..db import db, write_transaction
@@ -12,9 +12,29 @@ from . import live
 from .meter import funded_until_of, wallet_balance
 from .model import ACTIVE, Consultation, table
 
+# Whether a party is in any active consultation: one indexed read, no lock.
+_IN_A_LIVE_SESSION = (
+    select(table.c.id)
+    .where(
+        table.c.status == ACTIVE,
+        or_(table.c.user_id == bindparam("party"), table.c.astrologer_id == bindparam("party")),
+    )
+    .limit(1)
+)
+
+
+def _in_a_live_session(user_id: int) -> bool:
+    """Most sockets come and go with no live session (a page, the astrologer list): they
+    need no write transaction, no write lock and no fsync. A session that turns active
+    meanwhile is covered elsewhere: the accept re-checks presence after its commit, and the
+    scheduler pauses a party the hub knows is gone, from when it went."""
+    return db.session.execute(_IN_A_LIVE_SESSION, {"party": user_id}).first() is not None
+
 
 def party_left(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     """A party's last connection dropped: pause billing of their active consultations."""
+    if not _in_a_live_session(user_id):
+        return []
     paused = []
     with write_transaction():
         for consultation, column in _presence_changes(user_id, away=True):
@@ -27,6 +47,8 @@ def party_left(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
 
 def party_returned(user_id: int, *, at: datetime, hub: Hub) -> list[int]:
     """A party is back: once both are present, billing resumes and the gap is not billed."""
+    if not _in_a_live_session(user_id):
+        return []
     resumed = []
     with write_transaction():
         for consultation, column in _presence_changes(user_id, away=False):

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from consult import accounts, audit, consultations, ledger, wallet
-from consult.consultations import Consultation
+from consult import accounts, audit, consultations, ledger, scheduler, wallet
+from consult.clock import utcnow
+from consult.consultations import ENDED, Consultation
 from consult.db import db
 from consult.errors import Conflict, NotFound, PaymentRequired
 from consult.realtime import LocalHub
@@ -15,6 +16,7 @@ from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.hub import FakeHub
 from helpers.inprocess import Listener
+from helpers.server import wait_until
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -192,6 +194,51 @@ def test_the_scheduler_finds_the_funded_end_and_a_recharge_moves_it(app, people,
     assert consultations.due_ends(now=T0 + timedelta(seconds=120), policy=policy) == [
         (c.id, consultations.INSUFFICIENT_BALANCE, T0 + timedelta(seconds=120))
     ]
+
+
+def test_the_next_due_time_is_the_earliest_still_to_come(people, hub, policy):
+    user, astrologer = people(balance=2_000, rate=2000)  # funds run out at T0 + 60 s
+    live(user, astrologer, hub, policy)
+    assert consultations.next_due(now=T0, policy=policy) == T0 + timedelta(seconds=60)
+    away, other = people(balance=50_000, rate=2000)  # funded for 1,500 s
+    live(away, other, hub, policy)
+    consultations.party_left(away.id, at=T0 + timedelta(seconds=10), hub=hub)
+    grace_over = T0 + timedelta(seconds=10 + policy.disconnect_grace_seconds)
+    assert grace_over < T0 + timedelta(seconds=60)
+    assert consultations.next_due(now=T0 + timedelta(seconds=10), policy=policy) == grace_over
+    # What is due already is the tick's to end; the next one to come is named.
+    assert consultations.next_due(now=grace_over, policy=policy) == T0 + timedelta(seconds=60)
+    later = consultations.next_due(now=T0 + timedelta(seconds=60), policy=policy)
+    assert later == T0 + timedelta(seconds=1_500)
+
+
+def test_the_scheduler_wakes_between_ticks_for_a_funded_end(app, people, hub, policy):
+    """A minute between ticks, and funds that run out in a second: the end comes then."""
+    user, astrologer = people(balance=2_000, rate=2000)  # 60 funded seconds
+    session_id = live(user, astrologer, hub, policy, at=utcnow() - timedelta(seconds=59)).id
+    clock = scheduler.Scheduler(app, interval=60, alone=True)
+    clock.tick(utcnow())  # the first tick takes the lease; nothing is due yet
+    assert _status_and_reason(session_id) == (consultations.ACTIVE, None)
+    clock.start()
+    try:
+        ended = wait_until(
+            lambda: _status_and_reason(session_id) == (ENDED, "insufficient_balance"),
+            timeout=15,
+            message="the funded end, long before the next tick",
+        )
+    finally:
+        clock.stop()
+    assert ended
+
+
+def _status_and_reason(consultation_id):
+    row = db.session.execute(
+        select(Consultation.status, Consultation.end_reason).where(
+            Consultation.id == consultation_id
+        )
+    ).one()
+    db.session.remove()
+    return tuple(row)
 
 
 def test_a_disconnect_pauses_billing_and_the_grace_ends_it_at_the_disconnect(people, hub, policy):

@@ -181,3 +181,22 @@ def _many_live_sessions_none_due(count: int) -> None:
         {"astrologer": astrologer},
     )
     db.session.execute(text("ANALYZE consultations"))
+
+
+def test_a_party_coming_and_going_outside_a_live_session_costs_one_read(live, services_):
+    """Most sockets open and close with no live session: no write lock, no fsync."""
+    live()  # someone else's live session
+    idle = accounts.create_user("browsing", PASSWORD, role="user", now=utcnow()).id
+    for change in (consultations.party_returned, consultations.party_left):
+        with counted() as statements:
+            assert change(idle, at=utcnow(), hub=services_.hub) == []
+        reads = [s for s in statements if s != "BEGIN"]  # a read's own, on SQLite
+        assert len(reads) == 1 and reads[0].lstrip().startswith("SELECT"), statements
+
+
+def test_a_party_leaving_a_live_session_pauses_it(live, services_):
+    user, _, session_id = live()
+    with counted() as statements:
+        paused = consultations.party_left(user.id, at=utcnow(), hub=services_.hub)
+    assert paused == [session_id]
+    assert any(s.lstrip().upper().startswith("UPDATE CONSULTATIONS") for s in statements)
