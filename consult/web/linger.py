@@ -21,6 +21,8 @@ class LingeringSocket:
 
     def __init__(self, sock):
         self._sock = sock
+        # Bound once: a frame's every read and write would otherwise go through __getattr__.
+        self.recv, self.send, self.sendall = sock.recv, sock.send, sock.sendall
 
     def __getattr__(self, name):
         return getattr(self._sock, name)

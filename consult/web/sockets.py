@@ -49,7 +49,6 @@ class _Goodbye:
 
 _SIGN_OFF = _Goodbye(1000, "Signed out")
 _TOO_FAST = _Goodbye(1008, "Too many frames")
-_PING = object()  # queued for the writer: the keep-alive's ping frame
 
 
 class SocketConnection:
@@ -128,7 +127,15 @@ class SocketConnection:
             gevent.spawn(self._hang_up)
             return
         self.ws.pong_received = False
-        self._enqueue(_PING)
+        frame = keepalive.PING
+        if self._writer is None:  # nothing else is being written: no greenlet needed
+            try:
+                frame = frame[keepalive.send_now(self.ws.sock, frame) :]
+            except OSError:  # reset or broken: the peer is gone
+                gevent.spawn(self._hang_up)
+                return
+        if frame:  # the kernel's buffer was full: the writer sends it (or the rest) in turn
+            self._enqueue(frame)
 
     def _hang_up(self) -> None:
         """The peer stopped answering: a close frame if it can go at once (and no frame is
@@ -158,8 +165,8 @@ class SocketConnection:
                     self._closed = True
                     self._queue.clear()
                     self.ws.close(reason=item.code, message=item.reason)
-                elif item is _PING:
-                    self.ws.sock.sendall(keepalive.PING)
+                elif isinstance(item, bytes):  # (the rest of) a ping
+                    self.ws.sock.sendall(item)
                 else:
                     self._send(item)
         except (ConnectionClosed, OSError):

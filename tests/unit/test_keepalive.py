@@ -1,6 +1,9 @@
 """The keep-alive's schedule: each socket pinged once per interval, from when it connected."""
 
-from consult.web.keepalive import KeepAlive
+import gevent
+import gevent.socket
+
+from consult.web.keepalive import PING, KeepAlive, send_now
 
 
 class Socket:
@@ -39,3 +42,18 @@ def test_a_socket_that_fails_to_ping_does_not_stop_the_others(monkeypatch):
     keepalive.watch(fine)
     assert keepalive.ping_due(float("inf")) == 2
     assert (broken.pings, fine.pings) == (1, 1)
+
+
+def test_a_ping_never_waits_on_a_peer_whose_buffer_is_full():
+    """The pinger is one greenlet for every socket: a full buffer must not stall it."""
+    ours, theirs = gevent.socket.socketpair()
+    try:
+        assert send_now(ours, PING) == 2
+        assert theirs.recv(2) == PING
+        while send_now(ours, b"x" * 65536):  # a peer that reads nothing more
+            pass
+        with gevent.Timeout(5):  # were it to wait, the timeout would say so
+            assert send_now(ours, PING) == 0
+    finally:
+        ours.close()
+        theirs.close()
