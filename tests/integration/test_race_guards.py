@@ -287,9 +287,10 @@ def test_the_status_check_alone_would_let_a_second_end_through(app, services_, m
 
 
 def test_many_ends_sharing_an_astrologer_and_the_platform_settle_without_a_deadlock(app, services_):
-    """Every settlement moves the astrologer's earnings and the platform's revenue. On
-    PostgreSQL their UPDATE took those rows in whatever order it found them, and concurrent
-    ends deadlocked (bench/scale: 46 of 200 ends at 50/s); now each takes them in id order."""
+    """Every settlement credits the astrologer's earnings and the platform's revenue. On
+    PostgreSQL their balances' UPDATE once took those rows in whatever order it found them,
+    and concurrent ends deadlocked (bench/scale: 46 of 200 ends at 50/s); now only the
+    user's wallet keeps a running balance, and no settlement writes a shared row."""
     from consult import accounts
 
     started = utcnow() - timedelta(minutes=5)
