@@ -77,6 +77,8 @@ def configure_sqlite(engine, group_commit: bool = True) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'NORMAL' if grouped else 'FULL'}")
+        if grouped:  # the group commit checkpoints, off the event loop
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()

@@ -7,7 +7,7 @@ the grace), indexed with its status, so a tick costs what is due, not what is li
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import or_, select, union_all, update
+from sqlalchemy import bindparam, or_, select, union_all, update
 
 from ..db import db, write_transaction
 from ..policy import Policy
@@ -134,24 +134,27 @@ def due_ends(*, now: datetime, policy: Policy) -> list[DueEnd]:
 _FUNDS = "funds"  # the wallet or the spend cap, told apart against the ledger
 
 
+def _first(column, after):
+    return (
+        select(column).where(table.c.status == ACTIVE, column > after).order_by(column).limit(1)
+    ).scalar_subquery()
+
+
+# The earliest of each due time still to come: the first entry of each index's range.
+_NEXT_DUE = select(
+    _first(table.c.funded_until, bindparam("now")),
+    _first(table.c.ends_at, bindparam("now")),
+    _first(table.c.user_left_at, bindparam("cutoff")),
+    _first(table.c.astrologer_left_at, bindparam("cutoff")),
+)
+
+
 def next_due(*, now: datetime, policy: Policy) -> datetime | None:
     """The earliest due time still to come, so the scheduler can wake for it instead of
-    waiting for its next tick: one statement, the first entry of each index's range."""
+    waiting for its next tick: one statement, built once."""
     grace = timedelta(seconds=policy.disconnect_grace_seconds)
-    active = table.c.status == ACTIVE
-
-    def first(column, after):
-        return (
-            select(column).where(active, column > after).order_by(column).limit(1)
-        ).scalar_subquery()
-
     funded, ends, user_left, astrologer_left = db.session.execute(
-        select(
-            first(table.c.funded_until, now),
-            first(table.c.ends_at, now),
-            first(table.c.user_left_at, now - grace),
-            first(table.c.astrologer_left_at, now - grace),
-        )
+        _NEXT_DUE, {"now": now, "cutoff": now - grace}
     ).one()
     times = [funded, ends, *(left + grace for left in (user_left, astrologer_left) if left)]
     return min((t for t in times if t is not None), default=None)

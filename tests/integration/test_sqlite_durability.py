@@ -6,7 +6,7 @@ import shutil
 import pytest
 from sqlalchemy import text
 
-from consult import metrics
+from consult import group_commit, metrics
 from consult.db import db, write_transaction
 from helpers.databases import in_process_app
 
@@ -28,3 +28,32 @@ def test_each_sqlite_write_transaction_waits_for_an_fsync_of_the_wal(
                 session.execute(text("CREATE TABLE IF NOT EXISTS probe (n INTEGER)"))
                 session.execute(text("INSERT INTO probe VALUES (:n)"), {"n": n})
         assert metrics.WAL_FSYNCS._value.get() - before == fsyncs
+
+
+def test_the_wal_is_checkpointed_by_the_group_commit_not_inside_a_commit(migrated_sqlite, tmp_path):
+    """SQLite's own checkpoint runs inside the commit that crosses its mark and stalls the
+    whole process; with group commit the serving connections never checkpoint, and every
+    CHECKPOINT_EVERY commits one runs on a connection of its own (a thread under gevent).
+    In WAL mode only a checkpoint writes the database file itself."""
+    database = tmp_path / "consult.db"
+    shutil.copy(migrated_sqlite, database)
+    app = in_process_app(f"sqlite:///{database}", SQLITE_GROUP_COMMIT=True)
+    with app.app_context():
+        assert db.session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 0
+        db.session.rollback()
+
+        def commits(count: int) -> None:
+            for n in range(count):
+                with write_transaction() as session:
+                    session.execute(text("CREATE TABLE IF NOT EXISTS probe (n INTEGER)"))
+                    session.execute(text("INSERT INTO probe VALUES (:n)"), {"n": n})
+
+        commits(1)
+        before = database.read_bytes()
+        commits(group_commit.CHECKPOINT_EVERY - 2)
+        assert database.read_bytes() == before  # everything is still in the WAL
+        commits(1)  # the commit that reaches the mark: a checkpoint follows it
+        assert database.read_bytes() != before
+        assert db.session.execute(text("SELECT count(*) FROM probe")).scalar() == (
+            group_commit.CHECKPOINT_EVERY
+        )
