@@ -37,7 +37,14 @@ def test_login_page_shows_the_form_with_a_csrf_token(open_browser):
     assert response.status_code == 200
     html = text_of(response)
     assert 'name="username"' in html and 'name="password"' in html
-    assert f'name="csrf_token" value="{csrf_of(client)}"' in html
+    # Its token is timestamped by the second, so it is not compared but used: accepted.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    refused = client.post("/login", data={"username": "nobody", "password": "x" * 12})
+    assert refused.status_code == 400  # no token: the CSRF check refuses
+    tried = client.post(
+        "/login", data={"username": "nobody", "password": "x" * 12, "csrf_token": token}
+    )
+    assert tried.status_code == 401  # past the CSRF check: the wrong password's answer
 
 
 def test_every_page_names_the_icon_and_favicon_ico_leads_to_it(open_browser, alice):
@@ -298,9 +305,13 @@ def test_without_htmx_the_end_confirmation_is_a_page_whose_form_ends_the_session
     assert "<html" in html and "<dialog" not in html
     assert "End this session?" in html and "Guru Dev" in html and "Spent so far" in html
     assert f'<form method="post" action="/sessions/{session_id}/end"' in html
-    assert f'name="csrf_token" value="{token}"' in html
+    # The form's own token (it is timestamped by the second: compare none, use it).
+    form_token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     assert f'href="/sessions/{session_id}"' in html  # Continue Session
     assert session_row(session_id).status == "active"  # asking is not ending
+    ended = client.post(f"/sessions/{session_id}/end", data={"csrf_token": form_token})
+    assert ended.status_code in (200, 302, 303), ended.status_code
+    assert session_row(session_id).status == "ended"
 
 
 def test_a_message_sent_by_a_plain_form_redirects_to_the_session_page(open_browser, alice, guru):
