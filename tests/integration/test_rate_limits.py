@@ -17,15 +17,47 @@ def refused(response, message: str) -> None:
     assert int(response.headers["Retry-After"]) >= 1
 
 
+# The test client's default address is 127.0.0.1: a process on this machine, which the
+# per-address limits let through (the next test); the internet comes from elsewhere.
+ELSEWHERE = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+def sign_up(client, name: str, **kwargs):
+    return client.post(
+        "/api/auth/register", json={"username": name, "password": "Tulsi@7x"}, **kwargs
+    )
+
+
+def users() -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(accounts.User))
+
+
 def test_sign_ups_from_one_address_are_limited(app, client):
     app.config["SIGNUP_LIMIT"] = "3 per hour"
     for n in range(3):
-        r = client.post("/api/auth/register", json={"username": f"new{n}", "password": "Tulsi@7x"})
-        assert r.status_code == 201
-    r = client.post("/api/auth/register", json={"username": "new3", "password": "Tulsi@7x"})
-    refused(r, "Too many sign-ups from here; try again later")
-    db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(accounts.User)) == 3
+        assert sign_up(client, f"new{n}", environ_base=ELSEWHERE).status_code == 201
+    refused(
+        sign_up(client, "new3", environ_base=ELSEWHERE),
+        "Too many sign-ups from here; try again later",
+    )
+    assert users() == 3
+
+
+def test_this_machine_signs_up_freely_unless_a_proxy_relayed_it(app, client):
+    """The benchmark's load client registers thousands from loopback; a proxy on this
+    machine says it relayed a request, and those still count."""
+    app.config["SIGNUP_LIMIT"] = "2 per hour"
+    for n in range(5):
+        assert sign_up(client, f"local{n}").status_code == 201
+    relayed = {"X-Forwarded-For": "198.51.100.7"}
+    for n in range(2):
+        assert sign_up(client, f"proxied{n}", headers=relayed).status_code == 201
+    refused(
+        sign_up(client, "proxied2", headers=relayed),
+        "Too many sign-ups from here; try again later",
+    )
+    assert users() == 7
 
 
 def test_recharges_from_one_address_are_limited_and_the_wallet_stays(app, client, alice):
@@ -33,11 +65,19 @@ def test_recharges_from_one_address_are_limited_and_the_wallet_stays(app, client
     for _ in range(2):
         assert (
             client.post(
-                "/api/wallet/recharge", json={"amountPaise": 100}, headers=alice.auth
+                "/api/wallet/recharge",
+                json={"amountPaise": 100},
+                headers=alice.auth,
+                environ_base=ELSEWHERE,
             ).status_code
             == 200
         )
-    r = client.post("/api/wallet/recharge", json={"amountPaise": 100}, headers=alice.auth)
+    r = client.post(
+        "/api/wallet/recharge",
+        json={"amountPaise": 100},
+        headers=alice.auth,
+        environ_base=ELSEWHERE,
+    )
     refused(r, "Too many recharges; try again later")
     assert balance_of(alice) == 100_000 + 200
 
