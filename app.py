@@ -1,7 +1,8 @@
 """Serve Consult: HTTP and WebSockets on gevent. `python app.py --help` lists the options."""
 
-from gevent import monkey
+from gevent import config, monkey
 
+config.track_greenlet_tree = False  # a socket's greenlets need not keep their spawning stacks
 monkey.patch_all()  # first: before anything imports psycopg, redis, ssl or threading
 
 import argparse  # noqa: E402
@@ -10,6 +11,7 @@ import os  # noqa: E402
 import socket  # noqa: E402
 
 from consult import create_app, start_background  # noqa: E402
+from consult.process import settle_heap  # noqa: E402
 
 app = create_app()
 
@@ -41,6 +43,7 @@ def main() -> None:
             super().handle(sock, address)
 
     scheduler = start_background(app)
+    settle_heap()  # start-up is over: what it built stays
     server = NoDelayWSGIServer(
         (args.host, args.port), app, log=None, error_log=logging.getLogger("wsgi")
     )

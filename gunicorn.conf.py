@@ -2,6 +2,9 @@
 
 import os
 
+# A socket's greenlets need not keep their spawning stacks (gevent reads this in the worker).
+os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
+
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 worker_class = "gevent"  # gunicorn patches with gevent before loading the app
 workers = int(os.environ.get("WEB_CONCURRENCY", 1))
@@ -19,8 +22,10 @@ def post_worker_init(worker):
     """Each worker runs crash recovery (only when no other instance is alive) and a scheduler."""
     from app import app
     from consult import start_background
+    from consult.process import settle_heap
 
     start_background(app)
+    settle_heap()  # start-up is over: what it built stays
 
 
 # Metrics (README, "Operations"): with PROMETHEUS_MULTIPROC_DIR set in the environment, each

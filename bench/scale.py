@@ -182,8 +182,10 @@ class Bench:
     def serve(self) -> int:
         self.port = free_port()
         with open(self.work / "server.log", "w") as log:  # the child keeps its own copy
+            # With PROFILE_OUT set, the same server with bench/profile's sampler in it.
+            serve = "bench/profile_serve.py" if self.env.get("PROFILE_OUT") else "app.py"
             self.server = self.procs.start(
-                [VENV / "python", "app.py", "--port", str(self.port)],
+                [VENV / "python", serve, "--port", str(self.port)],
                 cpu=SERVER_CPU,
                 cwd=ROOT,
                 env=self.env,
@@ -300,6 +302,8 @@ def idle_scenario(procs: Processes, env: dict, sessions: int, settle: float) -> 
         time.sleep(settle)
         live = active_sessions(bench.work / "consult.db")
         rounds = [busy_percent([pid], 30) for _ in range(2)]
+        if bench.env.get("PROFILE_OUT"):  # a third half-minute, sampled (it costs a little)
+            profiled(pid, Path(bench.env["PROFILE_OUT"]), lambda: busy_percent([pid], 30))
         client.close()
         return {
             "liveSessions": live,
@@ -312,6 +316,17 @@ def idle_scenario(procs: Processes, env: dict, sessions: int, settle: float) -> 
         }
     finally:
         bench.close()
+
+
+def profiled(pid: int, out: Path, run) -> None:
+    """Sample the server's stacks while `run()` runs (bench/profile_serve.py)."""
+    out.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    run()
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 30
+    while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def lateness_scenario(
@@ -609,12 +624,20 @@ def main() -> None:
     parser.add_argument("--rates", default="10,20,30,40,60,80,100,150,200")
     parser.add_argument("--seconds", type=float, default=4, help="each rate's measure phase")
     parser.add_argument("--out", default=str(RESULTS / "scale.json"))
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="idle: sample the server's stacks for another 30 s into FILE (collapsed stacks; "
+        "bench/profile_summary.py FILE summarises them)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.sockets, args.idle_sessions = 1, 1_000, 500
         args.live_sessions, args.ending, args.window, args.rates = 1_000, 100, 15, "10,20"
     only = set(args.only.split(","))
     env = dict(os.environ)
+    if args.profile:
+        env["PROFILE_OUT"] = str(Path(args.profile).resolve())
     procs = Processes()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "args": vars(args)}
