@@ -11,7 +11,6 @@ import os  # noqa: E402
 import socket  # noqa: E402
 
 from consult import create_app, start_background  # noqa: E402
-from consult.process import settle_heap  # noqa: E402
 
 app = create_app()
 
@@ -43,7 +42,6 @@ def main() -> None:
             super().handle(sock, address)
 
     scheduler = start_background(app)
-    settle_heap()  # start-up is over: what it built stays
     server = NoDelayWSGIServer(
         (args.host, args.port), app, log=None, error_log=logging.getLogger("wsgi")
     )

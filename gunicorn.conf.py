@@ -22,10 +22,8 @@ def post_worker_init(worker):
     """Each worker runs crash recovery (only when no other instance is alive) and a scheduler."""
     from app import app
     from consult import start_background
-    from consult.process import settle_heap
 
     start_background(app)
-    settle_heap()  # start-up is over: what it built stays
 
 
 # Metrics (README, "Operations"): with PROMETHEUS_MULTIPROC_DIR set in the environment, each

@@ -10,6 +10,7 @@ from flask import Flask
 
 from . import presence
 from .policy import Policy
+from .process import settle_heap
 from .realtime import Hub, LocalHub
 from .scheduler import Scheduler
 from .schema import create_schema
@@ -56,11 +57,13 @@ def _make_hub(app: Flask) -> Hub:
 
 
 def start_background(app: Flask):
-    """Where the clock runs: bring the schema up to date, settle what a crash left active,
-    and start the scheduler (app.py, and each gunicorn worker)."""
+    """Where a serving process begins (app.py, and each gunicorn worker): bring the schema
+    up to date, settle what a crash left active, start the scheduler, and freeze what
+    start-up built (process.py)."""
     create_schema(app)
     scheduler = Scheduler(app, interval=float(app.config["SCHEDULER_INTERVAL_SECONDS"]))
     scheduler.recover()
     scheduler.start()
     services_of(app).scheduler = scheduler
+    settle_heap()
     return scheduler
