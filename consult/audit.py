@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
+from .statements import Statement
 
 
 class SessionEvent(db.Model):
@@ -44,8 +45,8 @@ def _append_only(_mapper, _connection, target):
     raise RuntimeError(f"session event {target.id} is append-only")
 
 
-# Built once: the hot paths run it with parameters, so SQLAlchemy never rebuilds it.
-_INSERT = insert(SessionEvent.__table__)
+# On the hot paths: run on the driver's cursor (statements.py).
+_INSERT = Statement(insert(SessionEvent.__table__))
 
 
 def record(
@@ -63,8 +64,7 @@ def record(
     wallet: tuple[int, int] | None = None,
 ) -> None:
     """Append an event in the caller's transaction (one INSERT, no unit-of-work flush)."""
-    db.session.execute(
-        _INSERT,
+    _INSERT.run(
         {
             "consultation_id": consultation_id,
             "subject_id": subject_id,

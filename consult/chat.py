@@ -10,6 +10,7 @@ from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Invalid, NotFound
 from .numbers import is_id
 from .realtime import Event, Hub
+from .statements import Statement
 
 MAX_TEXT = 2000
 
@@ -40,12 +41,14 @@ def history(consultation_id: int) -> list[Message]:
     )
 
 
-# Built once and run with parameters: a chat message is the busiest write there is.
-_consultations = consultations.Consultation.__table__
-_PARTIES = select(
-    _consultations.c.user_id, _consultations.c.astrologer_id, _consultations.c.status
-).where(_consultations.c.id == bindparam("id"))
-_INSERT = insert(Message.__table__)
+# A chat message is the busiest write there is: both run on the driver's cursor.
+_consultations, _messages = consultations.Consultation.__table__, Message.__table__
+_PARTIES = Statement(
+    select(_consultations.c.user_id, _consultations.c.astrologer_id, _consultations.c.status).where(
+        _consultations.c.id == bindparam("id")
+    )
+)
+_INSERT = Statement(insert(_messages).returning(_messages.c.id))
 
 
 def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Message:
@@ -57,7 +60,7 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Me
     if not is_id(consultation_id):
         raise NotFound(consultations.SESSION_NOT_FOUND)
     with write_transaction():
-        row = db.session.execute(_PARTIES, {"id": consultation_id}).one_or_none()
+        row = _PARTIES.run({"id": consultation_id}).one_or_none()
         if row is None or sender.id not in (row.user_id, row.astrologer_id):
             raise NotFound(consultations.SESSION_NOT_FOUND)
         text = check_text(text)
@@ -66,7 +69,7 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Me
         if row.status != consultations.ACTIVE:
             raise Conflict("Session has ended")
         values = dict(consultation_id=consultation_id, sender_id=sender.id, text=text, sent_at=at)
-        message_id = db.session.execute(_INSERT, values).inserted_primary_key[0]
+        message_id = _INSERT.run(values).scalar_one()
     message = Message(id=message_id, **values)
     hub.publish(
         (row.user_id, row.astrologer_id),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
 from .errors import IdempotencyMismatch, Invalid
+from .statements import Statement
 
 MAX_KEY_LENGTH = 200
 
@@ -28,12 +29,14 @@ class IdempotencyRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-# Built once and run with parameters (an end with a key runs both).
+# An end with a key runs both, on the driver's cursor (statements.py).
 _records = IdempotencyRecord.__table__
-_FIND = select(_records.c.fingerprint, _records.c.response).where(
-    _records.c.user_id == bindparam("user_id"), _records.c.key == bindparam("key")
+_FIND = Statement(
+    select(_records.c.fingerprint, _records.c.response).where(
+        _records.c.user_id == bindparam("user_id"), _records.c.key == bindparam("key")
+    )
 )
-_INSERT = insert(_records)
+_INSERT = Statement(insert(_records))
 
 
 def check_key(key) -> str | None:
@@ -49,7 +52,7 @@ def replay(user_id: int, key: str | None, fingerprint: str) -> dict | None:
     """Return the stored answer for this key, None if it is new; refuse a reused key."""
     if key is None:
         return None
-    record = db.session.execute(_FIND, {"user_id": user_id, "key": key}).one_or_none()
+    record = _FIND.run({"user_id": user_id, "key": key}).one_or_none()
     if record is None:
         return None
     if record.fingerprint != fingerprint:
@@ -60,8 +63,7 @@ def replay(user_id: int, key: str | None, fingerprint: str) -> dict | None:
 def remember(user_id: int, key: str | None, fingerprint: str, response: dict, at: datetime):
     """Store the answer in the caller's transaction."""
     if key is not None:
-        db.session.execute(
-            _INSERT,
+        _INSERT.run(
             {
                 "user_id": user_id,
                 "key": key,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import UTCDateTime, db
 from .errors import PaymentRequired
+from .statements import Statement
 
 USER_WALLET = "user_wallet"
 ASTROLOGER_EARNINGS = "astrologer_earnings"
@@ -161,18 +162,19 @@ def _forget_account_ids(session) -> None:
 
 
 _accounts, _transfers, _entries = Account.__table__, Transfer.__table__, Entry.__table__
-# Built once: the hot paths run them with parameters, so SQLAlchemy never rebuilds them.
-_INSERT_TRANSFER = insert(_transfers)
-_INSERT_ENTRY = insert(_entries)
-_WALLET_BALANCE = select(_accounts.c.balance_paise).where(
-    _accounts.c.id == bindparam("id"), _accounts.c.kind == USER_WALLET
+# The hot paths' statements, run on the driver's cursor (statements.py).
+_INSERT_TRANSFER = Statement(insert(_transfers).returning(_transfers.c.id))
+_INSERT_ENTRY = Statement(insert(_entries))
+_LOCKED_BALANCE = Statement(
+    select(_accounts.c.balance_paise)
+    .where(_accounts.c.id == bindparam("id"), _accounts.c.kind == USER_WALLET)
+    .with_for_update()
 )
-_LOCKED_BALANCE = _WALLET_BALANCE.with_for_update()
 _KIND_AND_BALANCE = select(_accounts.c.kind, _accounts.c.balance_paise).where(
     _accounts.c.id == bindparam("id")
 )
 # The wallet moves by `:delta`, or no row changes when that would take it below zero.
-_MOVE_WALLET = (
+_MOVE_WALLET = Statement(
     update(_accounts)
     .where(
         _accounts.c.id == bindparam("wallet"),
@@ -186,7 +188,7 @@ _MOVE_WALLET = (
 def locked_balance(wallet_id: int) -> int:
     """The wallet's balance, its row held until the transaction ends (SQLite already holds
     the database): nothing can move it before the caller commits."""
-    return db.session.execute(_LOCKED_BALANCE, {"id": wallet_id}).scalar_one()
+    return _LOCKED_BALANCE.run({"id": wallet_id}).scalar_one()
 
 
 def lock(wallet_id: int) -> int:
@@ -237,8 +239,7 @@ def post_transfer(
         if wallet not in (move.source, move.target):
             raise ValueError("every move of a transfer moves its wallet")
     moves = [m for m in moves if m.amount_paise > 0]
-    transfer_id = db.session.execute(
-        _INSERT_TRANSFER,
+    transfer_id = _INSERT_TRANSFER.run(
         {
             "kind": kind,
             "memo": memo,
@@ -247,11 +248,10 @@ def post_transfer(
             "refund_of_id": refund_of_id,
             "external_reference": external_reference,
         },
-    ).inserted_primary_key[0]
+    ).scalar_one()
     if not moves:
         return transfer_id
-    db.session.execute(  # one executemany
-        _INSERT_ENTRY,
+    _INSERT_ENTRY.run_many(
         [
             {
                 "transfer_id": transfer_id,
@@ -264,7 +264,7 @@ def post_transfer(
         ],
     )
     delta = sum(m.amount_paise if m.target == wallet else -m.amount_paise for m in moves)
-    if db.session.execute(_MOVE_WALLET, {"wallet": wallet, "delta": delta}).rowcount != 1:
+    if _MOVE_WALLET.run({"wallet": wallet, "delta": delta}).rowcount != 1:
         # Nothing partial can stay: the caller's transaction rolls back on this error.
         raise PaymentRequired("Insufficient balance")
     return transfer_id

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts import User
 from ..db import UTCDateTime, db, status_is
+from ..statements import Statement
 
 REQUESTED, ACTIVE, ENDED = "requested", "active", "ended"
 DECLINED, CANCELLED, EXPIRED = "declined", "cancelled", "expired"
@@ -160,10 +161,9 @@ def locked(consultation_id: int) -> Consultation | None:
     )
 
 
-def row_query(*, for_update: bool = False, extra=()):
+def row_query(*, for_update: bool = False, extra=()) -> Statement:
     """The lean paths' read of one consultation (`:consultation_id`) as a plain row, with its
-    astrologer's name; built once by each caller and run with a parameter, so SQLAlchemy
-    neither rebuilds nor re-keys it per call."""
+    astrologer's name; built once by each caller and run on the driver's cursor."""
     query = (
         select(
             table,
@@ -174,7 +174,7 @@ def row_query(*, for_update: bool = False, extra=()):
         .join_from(table, users, users.c.id == table.c.astrologer_id)
         .where(table.c.id == bindparam("consultation_id"))
     )
-    return query.with_for_update(of=table) if for_update else query
+    return Statement(query.with_for_update(of=table) if for_update else query)
 
 
 _ROW = row_query()
@@ -182,4 +182,4 @@ _ROW = row_query()
 
 def session_row(consultation_id: int, query=_ROW):
     """One consultation as a plain row (through `query`, a `row_query`), or None."""
-    return db.session.execute(query, {"consultation_id": consultation_id}).one_or_none()
+    return query.run({"consultation_id": consultation_id}).one_or_none()

@@ -22,6 +22,7 @@ from ..errors import Conflict, NotFound
 from ..numbers import is_id
 from ..policy import Policy
 from ..realtime import Event, Hub
+from ..statements import Statement
 from . import live, money_moves, refunds
 from .meter import billing_stop
 from .model import (
@@ -185,7 +186,9 @@ class _LostRace(Exception):
 
 
 # From active to ended, or nothing: the columns to set come with each execution.
-_COMPARE_AND_SET = update(table).where(table.c.id == bindparam("row_id"), table.c.status == ACTIVE)
+_COMPARE_AND_SET = Statement(
+    update(table).where(table.c.id == bindparam("row_id"), table.c.status == ACTIVE)
+)
 
 
 def _settle(
@@ -219,8 +222,7 @@ def _settle(
         balance_after_paise=wallet_paise - cost + refunded,
         refunded_paise=refunded,
     )
-    won = db.session.execute(
-        _COMPARE_AND_SET,
+    won = _COMPARE_AND_SET.run(
         {
             "row_id": row.id,
             "status": ENDED,

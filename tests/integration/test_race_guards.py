@@ -18,6 +18,7 @@ from consult.clock import utcnow
 from consult.consultations import ACTIVE, Consultation, settlement
 from consult.db import db
 from consult.errors import Conflict
+from consult.statements import Statement
 from helpers import PASSWORD
 from helpers.books import assert_books_balance
 from helpers.hub import FakeHub
@@ -62,7 +63,7 @@ def without_the_compare_and_set(monkeypatch):
     def locked_but_always_active(consultation_id):
         row = real_locked(consultation_id)
         if row is not None:  # as if each ender had read it before anyone ended
-            row = SimpleNamespace(**{**row._mapping, "status": ACTIVE})
+            row = SimpleNamespace(**{**row._asdict(), "status": ACTIVE})
         return row
 
     def counting_post(kind, moves, **kw):
@@ -70,13 +71,13 @@ def without_the_compare_and_set(monkeypatch):
             reached["settlement attempted"] += 1
         return real_post(kind, moves, **kw)
 
-    cas = settlement._COMPARE_AND_SET
+    cas = settlement._COMPARE_AND_SET.core
     assert "status" in str(cas.whereclause)  # the guard this takes away is there
     monkeypatch.setattr(settlement, "_locked_row", locked_but_always_active)
     monkeypatch.setattr(
         settlement,
         "_COMPARE_AND_SET",
-        update(cas.table).where(cas.table.c.id == bindparam("row_id")),
+        Statement(update(cas.table).where(cas.table.c.id == bindparam("row_id"))),
     )
     monkeypatch.setattr(ledger, "post_transfer", counting_post)
     return reached
