@@ -38,7 +38,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     config.load(app, test_config)
     if app.config["DATABASE_URL"].startswith("sqlite"):
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+        # LIFO: the connection that just committed serves the next transaction, its page
+        # cache still good; any other one rereads every page another connection wrote.
+        app.config.setdefault(
+            "SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, "pool_use_lifo": True}
+        )
     else:
         app.config.setdefault(
             "SQLALCHEMY_ENGINE_OPTIONS",
