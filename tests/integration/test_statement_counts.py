@@ -137,6 +137,18 @@ def test_a_scheduler_scan_costs_the_same_with_one_live_session_or_forty(live, se
     assert len(forty) == len(one) <= 2, "\n".join(forty)
 
 
+def test_a_tick_with_no_request_to_expire_takes_no_write_lock(live, services_):
+    live()  # an active session: not a request, nothing to expire
+    with counted() as statements:
+        assert (
+            consultations.expire_stale(now=utcnow(), hub=services_.hub, policy=services_.policy)
+            == []
+        )
+    reads = [s for s in statements if s != "BEGIN"]  # a read's own, on SQLite
+    assert len(reads) == 1 and reads[0].lstrip().startswith("SELECT"), statements
+    assert "FOR UPDATE" not in reads[0] and "BEGIN IMMEDIATE" not in statements
+
+
 DUE_COLUMNS = ("funded_until", "user_left_at", "astrologer_left_at", "ends_at")
 
 
