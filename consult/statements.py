@@ -3,7 +3,7 @@
 An end, a chat message and a recharge each run a few fixed statements. Through the
 session, SQLAlchemy spends ~26 µs of Python on each (re-keying the statement for its
 cache, an execution context, a result object); on the driver's cursor a statement costs
-~3 µs on this machine. A `Statement` keeps what matters of SQLAlchemy: the statement is
+~4 µs on this machine. A `Statement` keeps what matters of SQLAlchemy: the statement is
 written in Core, compiled by SQLAlchemy for the engine's dialect (SQLite or PostgreSQL),
 and its values pass through the column types' own conversions both ways (`UTCDateTime`
 included). Only the execution skips the session and the engine: it runs on the session's
