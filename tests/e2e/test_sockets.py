@@ -4,7 +4,10 @@ One module-scoped server serves every test but the crash test; each test signs u
 user and takes its own astrologer, so no test sees another's sessions or frames.
 """
 
+import base64
+import os
 import queue
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -208,6 +211,32 @@ def test_handshake_from_the_apps_own_origin_or_a_bearer_header_is_accepted(serve
         assert state_on_connect(by_header) is None
     finally:
         by_header.close()
+
+
+def test_permessage_deflate_is_declined_and_frames_go_uncompressed(server):
+    """Browsers offer compression on every socket; accepting it kept a compressor per socket."""
+    user = register_user(server)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(
+            (
+                f"GET /api/ws?token={user.token} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{server.port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            ).encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += raw.recv(4096)
+        head, _, rest = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"sec-websocket-extensions" not in head.lower(), head
+        while len(rest) < 2:  # the first frame, session:state, follows the handshake
+            rest += raw.recv(4096)
+        first_byte = rest[0]
+        assert first_byte & 0x0F == 0x1, rest[:8]  # a text frame
+        assert not first_byte & 0x40, "RSV1 set: the frame was compressed"
 
 
 # ---------------------------------------------------------------- bad frames
