@@ -161,9 +161,13 @@ def locked(consultation_id: int) -> Consultation | None:
     )
 
 
-def row_query(*, for_update: bool = False, extra=()) -> Statement:
+def row_query(*, for_update: bool = False, extra=(), join=None) -> Statement:
     """The lean paths' read of one consultation (`:consultation_id`) as a plain row, with its
-    astrologer's name; built once by each caller and run on the driver's cursor."""
+    astrologer's name; built once by each caller and run on the driver's cursor.
+
+    `join` is another (table, on clause) the row needs, for the `extra` columns; with
+    `for_update` its row is locked too.
+    """
     query = (
         select(
             table,
@@ -174,7 +178,11 @@ def row_query(*, for_update: bool = False, extra=()) -> Statement:
         .join_from(table, users, users.c.id == table.c.astrologer_id)
         .where(table.c.id == bindparam("consultation_id"))
     )
-    return Statement(query.with_for_update(of=table) if for_update else query)
+    locked_tables = [table]
+    if join is not None:
+        query = query.join(*join)
+        locked_tables.append(join[0])
+    return Statement(query.with_for_update(of=locked_tables) if for_update else query)
 
 
 _ROW = row_query()

@@ -148,8 +148,10 @@ def end_session(
 
 @functools.cache
 def _locked_row_query():
-    """The consultation, locked, with whether its astrologer ever wrote (for the make-good)."""
+    """The consultation and its user's wallet, both locked, with the wallet's balance and
+    whether the astrologer ever wrote (for the make-good): one statement."""
     messages = db.metadata.tables["messages"]  # by name: chat imports this package
+    wallets = ledger.Account.__table__
     wrote = (
         select(messages.c.id)
         .where(
@@ -159,7 +161,16 @@ def _locked_row_query():
         .exists()
         .label("astrologer_wrote")
     )
-    return row_query(for_update=True, extra=(wrote,))
+    wallet = wallets.c.balance_paise.label("wallet_paise")
+    # Every user has a wallet from sign-up (and a request reads it), so the join finds one.
+    return row_query(
+        for_update=True,
+        extra=(wallet, wrote),
+        join=(
+            wallets,
+            (wallets.c.owner_id == table.c.user_id) & (wallets.c.kind == ledger.USER_WALLET),
+        ),
+    )
 
 
 def _locked_row(consultation_id: int):
@@ -196,12 +207,12 @@ def _settle(
 ) -> EndOutcome:
     """The one settlement: compare-and-set, cost, ledger transfer and audit, in one transaction.
 
-    Seven statements: the locked row (read by the caller), the locked wallet, the
-    compare-and-set, the transfer, its entries, the wallet's balance, the audit record.
+    Six statements: the locked row and wallet (read by the caller), the compare-and-set,
+    the transfer, its entries, the wallet's balance, the audit record.
     """
-    # Locked: nothing moves the wallet between this read and the settlement's commit, so
-    # the balance after is this one less the cost.
-    wallet_paise = ledger.locked_balance(ledger.account_id(ledger.USER_WALLET, row.user_id))
+    # Locked with the row: nothing moves the wallet between that read and the settlement's
+    # commit, so the balance after is this one less the cost.
+    wallet_paise = row.wallet_paise
     stop = billing_stop(row, at, wallet_paise)
     if policy.restart is not None and row.started_at < policy.restart.booted_at:
         stop = max(row.started_at, min(stop, policy.restart.alive_until))
