@@ -4,6 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask_migrate import Migrate
+from sqlalchemy.engine import make_url
 
 from . import (  # noqa: F401 -- the models
     accounts,
@@ -37,12 +38,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     config.load(app, test_config)
-    if app.config["DATABASE_URL"].startswith("sqlite"):
-        # LIFO: the connection that just committed serves the next transaction, its page
-        # cache still good; any other one rereads every page another connection wrote.
-        app.config.setdefault(
-            "SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}, "pool_use_lifo": True}
-        )
+    url = make_url(app.config["DATABASE_URL"])
+    if url.get_backend_name() == "sqlite":
+        options = {"connect_args": {"timeout": 15}}
+        if url.database not in (None, "", ":memory:"):  # a file: a pool of connections
+            # LIFO: the connection that just committed serves the next transaction, its
+            # page cache still good; any other one rereads every page another one wrote.
+            options["pool_use_lifo"] = True
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     else:
         app.config.setdefault(
             "SQLALCHEMY_ENGINE_OPTIONS",
