@@ -28,7 +28,7 @@ from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import keepalive, language, rate_limits, render
 from .common import services
-from .linger import LingeringCloseThread
+from .linger import LINGER_SECONDS, LingeringCloseThread
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ SOCKET_PATHS = ("/ws", "/api/ws")
 # astrologer list, the live console's changes for admins alone.
 WATCHABLE = {"presence": ("user", "astrologer", "admin"), consultations.live.TOPIC: ("admin",)}
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
+# How long a closing socket's handler waits for the peer's close frame and the lingering
+# close (linger.LINGER_SECONDS) before it shuts the socket.
+CLOSE_WAIT_SECONDS = LINGER_SECONDS + 3
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,24 @@ def serve(ws, *, html: bool) -> None:
         pings.forget(connection)
         metrics.OPEN_SOCKETS.dec()
         connection.close()
+        _wait_for_reader(ws)
+
+
+def _wait_for_reader(ws) -> None:
+    """Return only once simple-websocket's reader is done with the socket.
+
+    The socket is the server's own (`linger.adopt_server_socket`), closed by the server as
+    soon as the handler returns: the close handshake and the lingering close must finish
+    first. A peer that never answers our close frame is not waited for long: the socket is
+    shut, which wakes the reader, and it ends.
+    """
+    ws.thread.join(CLOSE_WAIT_SECONDS)
+    if ws.thread.is_alive():
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        ws.thread.join(CLOSE_WAIT_SECONDS)
 
 
 def _open_sockets(app: Flask) -> Counter:
