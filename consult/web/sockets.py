@@ -57,9 +57,27 @@ _TOO_FAST = _Goodbye(1008, "Too many frames")
 class SocketConnection:
     """One live socket of one user; `deliver` only queues, and a writer greenlet sends.
 
-    The writer exists only while there is something to send: an idle socket costs its
-    queue and nothing else, and a slow client delays only its own frames.
+    The writer, and its queue, exist only while there is something to send: an idle
+    socket costs this object and its frame budget, and a slow client delays only its own
+    frames. One per socket, so it has slots rather than a dict, and no empty deque (a
+    64-slot block) waiting.
     """
+
+    __slots__ = (
+        "app",
+        "ws",
+        "caller",
+        "html",
+        "user_id",
+        "topics",
+        "environ",
+        "lang",
+        "browser_session",
+        "frames",
+        "_queue",
+        "_writer",
+        "_closed",
+    )
 
     def __init__(
         self,
@@ -78,7 +96,7 @@ class SocketConnection:
         self.environ = environ  # pages only: fragments render in a rebuilt request context
         self.lang = lang  # pages only: the viewer's, as chosen at the handshake
         self.browser_session = browser_session  # None: authenticated by a bearer token
-        self._queue: deque = deque()
+        self._queue: deque | None = None  # while a writer runs
         self._writer = None
         self._closed = False
         self.frames = rate_limits.FrameBudget(app.config["SOCKET_FRAMES_PER_SECOND"])
@@ -98,7 +116,9 @@ class SocketConnection:
     def _enqueue(self, item) -> None:
         if self._closed:
             return
-        if len(self._queue) >= QUEUE_LIMIT:
+        if self._queue is None:
+            self._queue = deque()
+        elif len(self._queue) >= QUEUE_LIMIT:
             log.warning("dropping a socket of user %s: %d events behind", self.user_id, QUEUE_LIMIT)
             self.close()
             return
@@ -116,7 +136,7 @@ class SocketConnection:
 
     def close(self) -> None:
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         try:
             self.ws.close()
         except Exception:  # already closed by the peer
@@ -145,7 +165,7 @@ class SocketConnection:
         being written), then the connection is shut, which wakes its reader and `serve`."""
         busy = self._writer is not None
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         ws = self.ws
         if not busy:
             with gevent.Timeout(1, False):
@@ -166,7 +186,7 @@ class SocketConnection:
                 item = self._queue.popleft()
                 if isinstance(item, _Goodbye):  # nothing after the goodbye is sent
                     self._closed = True
-                    self._queue.clear()
+                    self._queue = None
                     self.ws.close(reason=item.code, message=item.reason)
                 elif isinstance(item, bytes):  # (the rest of) a ping
                     self.ws.sock.sendall(item)
@@ -174,9 +194,9 @@ class SocketConnection:
                     self._send(item)
         except (ConnectionClosed, OSError):
             self._closed = True
-            self._queue.clear()
         finally:
             self._writer = None
+            self._queue = None  # drained (no switch since the loop found it empty) or closed
 
     def _send(self, item) -> None:
         """Send one item; a frame that cannot be rendered or sent is logged, not fatal."""
