@@ -28,7 +28,7 @@ from ..errors import DomainError, Forbidden, Invalid
 from ..realtime import Event
 from . import keepalive, language, rate_limits, render
 from .common import services
-from .linger import LINGER_SECONDS, LingeringCloseThread
+from .reader import Arrivals, InlineReader
 from .security import SIGNED_OUT, browser_session_key, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,6 @@ SOCKET_PATHS = ("/ws", "/api/ws")
 # astrologer list, the live console's changes for admins alone.
 WATCHABLE = {"presence": ("user", "astrologer", "admin"), consultations.live.TOPIC: ("admin",)}
 QUEUE_LIMIT = 1000  # a client this far behind is dropped rather than buffered forever
-# How long a closing socket's handler waits for the peer's close frame and the lingering
-# close (linger.LINGER_SECONDS) before it shuts the socket.
-CLOSE_WAIT_SECONDS = LINGER_SECONDS + 3
 
 
 @dataclass(frozen=True)
@@ -162,7 +159,7 @@ class SocketConnection:
 
     def _hang_up(self) -> None:
         """The peer stopped answering: a close frame if it can go at once (and no frame is
-        being written), then the connection is shut, which wakes its reader and `serve`."""
+        being written), then the connection is shut, which wakes its reader (`serve`)."""
         busy = self._writer is not None
         self._closed = True
         self._queue = None
@@ -174,8 +171,7 @@ class SocketConnection:
                 except Exception:  # gone meanwhile
                     pass
         ws.connected = False
-        ws.event.set()
-        try:
+        try:  # wakes the reader (`serve`), which sees the connection gone
             ws.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
@@ -238,11 +234,13 @@ class _Reply:
 def init_app(app: Flask) -> None:
     from . import sock
 
-    # A close frame (1009 for a frame over the limit) must arrive however much the client
-    # is still sending: the connection's socket closes by lingering.
+    # The handler's greenlet reads the connection itself (reader.py: one greenlet per
+    # socket), and a close frame (1009 for a frame over the limit) must arrive however much
+    # the client is still sending: the connection's socket closes by lingering.
     app.config["SOCK_SERVER_OPTIONS"] = {
         **app.config["SOCK_SERVER_OPTIONS"],
-        "thread_class": LingeringCloseThread,
+        "thread_class": InlineReader,
+        "event_class": Arrivals,
     }
 
     @app.before_request
@@ -298,16 +296,11 @@ def serve(ws, *, html: bool) -> None:
     pings.watch(connection)
     _open_sockets(app)[caller.id] += 1
     metrics.OPEN_SOCKETS.inc()
+    ws.event.on_arrival = lambda: _handle_arrivals(connection)
     try:
-        while True:
-            raw = ws.receive()
-            if raw is None:
-                continue
-            _handle(connection, raw)
-            db.session.remove()
-    except ConnectionClosed:
-        pass
+        ws.thread.run()  # simple-websocket's reader, in this greenlet, until the socket closes
     finally:
+        ws.event.on_arrival = None
         open_sockets = _open_sockets(app)
         open_sockets[caller.id] -= 1
         if not open_sockets[caller.id]:  # no entry per user who ever connected
@@ -316,24 +309,25 @@ def serve(ws, *, html: bool) -> None:
         pings.forget(connection)
         metrics.OPEN_SOCKETS.dec()
         connection.close()
-        _wait_for_reader(ws)
 
 
-def _wait_for_reader(ws) -> None:
-    """Return only once simple-websocket's reader is done with the socket.
+def _handle_arrivals(connection: SocketConnection) -> None:
+    """Handle, in order, the frames the reader has just read (`reader.Arrivals`).
 
-    The socket is the server's own (`linger.adopt_server_socket`), closed by the server as
-    soon as the handler returns: the close handshake and the lingering close must finish
-    first. A peer that never answers our close frame is not waited for long: the socket is
-    shut, which wakes the reader, and it ends.
+    A frame whose handling fails unexpectedly closes its socket, as it used to by ending
+    the handler, and is logged; the reader then sees the close through.
     """
-    ws.thread.join(CLOSE_WAIT_SECONDS)
-    if ws.thread.is_alive():
+    buffer = connection.ws.input_buffer
+    while buffer:
+        raw = buffer.pop(0)
         try:
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        ws.thread.join(CLOSE_WAIT_SECONDS)
+            _handle(connection, raw)
+        except Exception:
+            log.exception("a frame of user %s failed: closing its socket", connection.user_id)
+            buffer.clear()
+            connection.close()
+        finally:
+            db.session.remove()
 
 
 def _open_sockets(app: Flask) -> Counter:
