@@ -97,6 +97,8 @@ def _snapshot() -> None:
     global _taken
     out = Path(os.environ["MEM_OUT"])
     status = _status()
+    if tracemalloc.is_tracing():  # before the walks below allocate (frames, lists)
+        tracemalloc.take_snapshot().dump(str(out / f"snap-{_taken}.tracemalloc"))
     counts, sizes = collections.Counter(), collections.Counter()
     greenlets = 0
     for obj in gc.get_objects():
@@ -116,7 +118,6 @@ def _snapshot() -> None:
         "gc_frozen": gc.get_freeze_count(),
     }
     if tracemalloc.is_tracing():
-        tracemalloc.take_snapshot().dump(str(out / f"snap-{_taken}.tracemalloc"))
         report["traced"] = tracemalloc.get_traced_memory()
     (out / f"snap-{_taken}.json").write_text(json.dumps(report))
     _taken += 1
