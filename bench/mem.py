@@ -164,8 +164,9 @@ def main() -> None:
             print(f"\n{d.size_diff / n:10.0f} B {d.count_diff / n:6.2f} blocks")
             for frame in d.traceback.format(most_recent_first=True)[::2][:14]:
                 print("    " + frame.strip().replace(str(ROOT) + "/", ""))
-    if not args.out:
-        shutil.rmtree(work, ignore_errors=True)
+    if args.out:  # the snapshots are there already; the server's log joins them
+        shutil.copy(work / "server.log", out / "server.log")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
