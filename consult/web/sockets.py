@@ -74,6 +74,7 @@ class SocketConnection:
         "_queue",
         "_writer",
         "_closed",
+        "_cut_next_turn",
     )
 
     def __init__(
@@ -96,6 +97,7 @@ class SocketConnection:
         self._queue: deque | None = None  # while a writer runs
         self._writer = None
         self._closed = False
+        self._cut_next_turn = False
         self.frames = rate_limits.FrameBudget(app.config["SOCKET_FRAMES_PER_SECOND"])
 
     def deliver(self, event: Event) -> None:
@@ -142,6 +144,11 @@ class SocketConnection:
     def ping(self) -> None:
         """The keep-alive's turn: queue a ping, or hang up if the last one went unanswered."""
         if self._closed:
+            # Our close went out (a goodbye, a full queue) and the reader still waits for
+            # the peer's: a peer that never answers it is cut at the turn after next.
+            if self._cut_next_turn:
+                self._shut()
+            self._cut_next_turn = True
             return
         if not self.ws.pong_received:
             gevent.spawn(self._hang_up)
@@ -170,9 +177,13 @@ class SocketConnection:
                     ws.close(reason=1008, message="Ping/Pong timeout")
                 except Exception:  # gone meanwhile
                     pass
-        ws.connected = False
-        try:  # wakes the reader (`serve`), which sees the connection gone
-            ws.sock.shutdown(socket.SHUT_RDWR)
+        self._shut()
+
+    def _shut(self) -> None:
+        """Shut the connection: its reader (`serve`) wakes and sees it gone."""
+        self.ws.connected = False
+        try:
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 

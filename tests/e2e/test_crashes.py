@@ -253,6 +253,26 @@ def test_a_peer_that_stops_answering_pings_is_hung_up_and_its_party_is_away(fres
     assert received.endswith(close), received[-40:]
 
 
+def test_a_peer_that_never_answers_the_servers_close_is_cut_off(fresh_server):
+    """The server says goodbye (here: far too many frames) and waits for the peer's close;
+    a peer that never sends one must not hold the connection for ever."""
+    server = fresh_server(SOCKET_PING_SECONDS=0.5, SOCKET_FRAMES_PER_SECOND=2)
+    user = make_account(server, "user")
+    silent = websocket.create_connection(f"{server.ws_url}/api/ws?token={user.token}", timeout=10)
+    assert '"session:state"' in silent.recv()
+    for _ in range(10):  # twice the budget in a second: the server closes with 1008
+        silent.send('{"event": "billing:status", "data": {}}')
+    # Read what arrives without ever answering the close: the server must end the
+    # connection itself (EOF), not wait for our close frame.
+    received = b""
+    silent.sock.settimeout(10)
+    while chunk := silent.sock.recv(4096):
+        received += chunk
+    close = b"\x88" + bytes([2 + len("Too many frames")]) + (1008).to_bytes(2, "big")
+    assert close + b"Too many frames" in received, received[-60:]
+    silent.sock.close()
+
+
 def test_a_flapping_connection_is_never_billed_for_the_time_away(server):
     grace = grace_of(server)
     user = make_account(server, "user", balance=20_000)
