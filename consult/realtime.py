@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Protocol
 
+from . import frames
 from .clock import utcnow
 
 
@@ -31,6 +32,11 @@ class Event:
     def frame(self) -> str:
         """The JSON frame of docs/websocket.md, serialised once however many sockets it goes to."""
         return json.dumps({"event": self.name, "data": self.data})
+
+    @cached_property
+    def framed(self) -> bytes:
+        """`frame` as a WebSocket text frame, built once for all its sockets."""
+        return frames.text(self.frame)
 
 
 class Connection(Protocol):

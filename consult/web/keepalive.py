@@ -20,8 +20,6 @@ from flask import Flask
 
 log = logging.getLogger(__name__)
 
-PING = b"\x89\x00"  # a server's ping: FIN, opcode 9, no payload (RFC 6455, 5.5.2)
-
 
 def send_now(sock, data: bytes) -> int:
     """Send what the kernel takes at once, never waiting (gevent's `timeout=0.0`): the

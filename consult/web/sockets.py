@@ -20,7 +20,7 @@ from flask_babel import force_locale
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from .. import chat, consultations, metrics, text, wire
+from .. import chat, consultations, frames, metrics, text, wire
 from ..accounts import Caller, User
 from ..clock import utcnow
 from ..db import db
@@ -52,12 +52,14 @@ _TOO_FAST = _Goodbye(1008, "Too many frames")
 
 
 class SocketConnection:
-    """One live socket of one user; `deliver` only queues, and a writer greenlet sends.
+    """One live socket of one user; `deliver` never blocks.
 
-    The writer, and its queue, exist only while there is something to send: an idle
-    socket costs this object and its frame budget, and a slow client delays only its own
-    frames. One per socket, so it has slots rather than a dict, and no empty deque (a
-    64-slot block) waiting.
+    A program's socket (JSON) sends an event's frame at once when nothing is queued before
+    it, as much as the kernel takes without waiting; whatever is left, and every page's
+    fragment (rendered per viewer), goes to a writer greenlet. The writer, and its queue,
+    exist only while there is something to send: an idle socket costs this object and its
+    frame budget, and a slow client delays only its own frames. One per socket, so it has
+    slots rather than a dict, and no empty deque (a 64-slot block) waiting.
     """
 
     __slots__ = (
@@ -110,7 +112,25 @@ class SocketConnection:
             ):
                 self.close_after(_SIGN_OFF)
             return
-        self._enqueue(event)
+        if self._writer is None and not self.html:  # nothing queued: no greenlet needed
+            self._send_now(event.framed)
+        else:
+            self._enqueue(event)
+
+    def _send_now(self, frame: bytes) -> bool:
+        """Send what the kernel takes at once and queue the rest for the writer; False if
+        the connection is gone. Only while no writer runs, so frames keep their order."""
+        if self._closed or not self.ws.connected:
+            self._closed = True
+            return False
+        try:
+            sent = keepalive.send_now(self.ws.sock, frame)
+        except OSError:  # reset or broken: the peer is gone
+            self._closed = True
+            return False
+        if sent < len(frame):  # the kernel's buffer was full: the writer sends the rest
+            self._enqueue(frame[sent:])
+        return True
 
     def _enqueue(self, item) -> None:
         if self._closed:
@@ -154,15 +174,10 @@ class SocketConnection:
             gevent.spawn(self._hang_up)
             return
         self.ws.pong_received = False
-        frame = keepalive.PING
-        if self._writer is None:  # nothing else is being written: no greenlet needed
-            try:
-                frame = frame[keepalive.send_now(self.ws.sock, frame) :]
-            except OSError:  # reset or broken: the peer is gone
-                gevent.spawn(self._hang_up)
-                return
-        if frame:  # the kernel's buffer was full: the writer sends it (or the rest) in turn
-            self._enqueue(frame)
+        if self._writer is not None:  # after what is being written
+            self._enqueue(frames.PING)
+        elif not self._send_now(frames.PING):
+            gevent.spawn(self._hang_up)
 
     def _hang_up(self) -> None:
         """The peer stopped answering: a close frame if it can go at once (and no frame is
@@ -195,37 +210,36 @@ class SocketConnection:
                     self._closed = True
                     self._queue = None
                     self.ws.close(reason=item.code, message=item.reason)
-                elif isinstance(item, bytes):  # (the rest of) a ping
+                elif isinstance(item, bytes):  # (the rest of) a frame
                     self.ws.sock.sendall(item)
-                else:
-                    self._send(item)
+                elif frame := self._framed(item):
+                    if not self.ws.connected:  # the peer's close arrived
+                        raise ConnectionClosed()
+                    self.ws.sock.sendall(frame)
         except (ConnectionClosed, OSError):
             self._closed = True
         finally:
             self._writer = None
             self._queue = None  # drained (no switch since the loop found it empty) or closed
 
-    def _send(self, item) -> None:
-        """Send one item; a frame that cannot be rendered or sent is logged, not fatal."""
-        try:
-            text = self._render(item)
-            if text:
-                self.ws.send(text)
-        except ConnectionClosed:
-            raise
-        except Exception:
-            log.exception("could not send %s to user %s", getattr(item, "name", item), self.user_id)
-
-    def _render(self, item) -> str | None:
+    def _framed(self, item) -> bytes | None:
+        """The item's frame; one that cannot be rendered is logged and skipped, not fatal."""
         if not self.html:
-            return item.frame
+            return item.framed
         # Fragments use url_for, the signed-in user and the CSRF token: render them in a
         # request context rebuilt from the handshake (its cookie and host), not the live socket.
-        with (
-            self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}),
-            force_locale(self.lang),
-        ):
-            return render.fragments(self.user_id, item.event if isinstance(item, _Reply) else item)
+        try:
+            with (
+                self.app.request_context({**self.environ, "wsgi.input": io.BytesIO()}),
+                force_locale(self.lang),
+            ):
+                html = render.fragments(
+                    self.user_id, item.event if isinstance(item, _Reply) else item
+                )
+        except Exception:
+            log.exception("could not render %s for user %s", item.name, self.user_id)
+            return None
+        return frames.text(html) if html else None
 
 
 class _Reply:
@@ -236,9 +250,11 @@ class _Reply:
         self.name = event.name
 
     @property
-    def frame(self) -> str:
-        return json.dumps(
-            {"event": self.event.name, "data": self.event.data, "requestId": self.request_id}
+    def framed(self) -> bytes:
+        return frames.text(
+            json.dumps(
+                {"event": self.event.name, "data": self.event.data, "requestId": self.request_id}
+            )
         )
 
 

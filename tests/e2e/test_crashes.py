@@ -6,6 +6,8 @@ A restarted server settles the sessions a crash left active about three seconds 
 (once the dead instance's heartbeat is stale), with `system_error`, up to the last heartbeat.
 """
 
+import json
+import socket
 import threading
 import time
 import uuid
@@ -273,6 +275,28 @@ def test_a_peer_that_never_answers_the_servers_close_is_cut_off(fresh_server):
     silent.sock.close()
 
 
+def test_a_client_that_stops_reading_gets_every_frame_whole_and_in_order_later(fresh_server):
+    """Frames go out without a greenlet when nothing is queued, as much as the kernel takes:
+    the rest of a frame, and every frame after it, must follow whole and in order once the
+    client reads again."""
+    server = fresh_server(SOCKET_FRAMES_PER_SECOND=1000)
+    user = make_account(server, "user")
+    slow = websocket.create_connection(
+        f"{server.ws_url}/api/ws?token={user.token}",
+        timeout=10,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+    )
+    assert '"session:state"' in slow.recv()
+    pad = "p" * 20_000  # the answer echoes the requestId: 4 MB of answers, unread
+    count = 200
+    for i in range(count):
+        slow.send(json.dumps({"event": "billing:status", "data": {}, "requestId": f"{i} {pad}"}))
+    answers = [json.loads(slow.recv()) for _ in range(count)]
+    assert [a["requestId"] for a in answers] == [f"{i} {pad}" for i in range(count)]
+    assert {a["event"] for a in answers} == {"error"}  # no session to bill: each one answered
+    slow.close()
+
+
 def test_a_flapping_connection_is_never_billed_for_the_time_away(server):
     grace = grace_of(server)
     user = make_account(server, "user", balance=20_000)
@@ -314,8 +338,8 @@ def test_a_flapping_connection_is_never_billed_for_the_time_away(server):
     assert 1 <= ended["durationSeconds"] <= connected, (ended, connected, away)
     assert ended["totalCostPaise"] == ended["durationSeconds"] * RATE // 60
     assert wallet(user) == 20_000 - ended["totalCostPaise"]
-    for socket in (ws, watcher):
-        socket.close()
+    for party in (ws, watcher):
+        party.close()
     assert_books_balance(server)
 
 

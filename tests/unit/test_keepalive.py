@@ -3,7 +3,8 @@
 import gevent
 import gevent.socket
 
-from consult.web.keepalive import PING, KeepAlive, send_now
+from consult.frames import PING
+from consult.web.keepalive import KeepAlive, send_now
 
 
 class Socket:
