@@ -107,6 +107,12 @@ def write_transaction():
         raise
     finally:
         _immediate.reset(token)
-    wal_sync = _wal_syncs.get(session.get_bind())
+    wait_durable(session.get_bind())
+
+
+def wait_durable(engine) -> None:
+    """Return once what this engine has committed is on disk: at once where every commit
+    fsyncs (PostgreSQL, SQLite without group commit), after the shared fsync otherwise."""
+    wal_sync = _wal_syncs.get(engine)
     if wal_sync is not None:
         wal_sync.wait()

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import UTCDateTime, db
 from .errors import PaymentRequired
-from .statements import Statement
+from .statements import Statement, in_lean_transaction
 
 USER_WALLET = "user_wallet"
 ASTROLOGER_EARNINGS = "astrologer_earnings"
@@ -123,11 +123,13 @@ def open_account(kind: str, owner_id: int | None = None) -> Account:
 # once per process and database. Only committed accounts are remembered, so a rolled-back
 # creation can never leave a dangling id behind.
 _known_ids: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-_OWNED_ACCOUNT_ID = select(Account.id).where(
-    Account.kind == bindparam("kind"), Account.owner_id == bindparam("owner_id")
+_OWNED_ACCOUNT_ID = Statement(
+    select(Account.id).where(
+        Account.kind == bindparam("kind"), Account.owner_id == bindparam("owner_id")
+    )
 )
-_UNOWNED_ACCOUNT_ID = select(Account.id).where(  # the platform's and the outside world's
-    Account.kind == bindparam("kind"), Account.owner_id.is_(None)
+_UNOWNED_ACCOUNT_ID = Statement(  # the platform's and the outside world's
+    select(Account.id).where(Account.kind == bindparam("kind"), Account.owner_id.is_(None))
 )
 
 
@@ -140,10 +142,13 @@ def account_id(kind: str, owner_id: int | None = None) -> int:
     # Its first use in this process: a plain read of the id (the ORM's object load cost a
     # sixth of the scheduler's CPU ending seeded sessions), creating the account if need be.
     query = _UNOWNED_ACCOUNT_ID if owner_id is None else _OWNED_ACCOUNT_ID
-    found = (
-        db.session.execute(query, {"kind": kind, "owner_id": owner_id}).scalar()
-        or open_account(kind, owner_id).id
-    )
+    found = query.run({"kind": kind, "owner_id": owner_id}).scalar()
+    if found is not None and in_lean_transaction():
+        # A lean transaction cannot create accounts (only the session does), so the one it
+        # found was committed before it began: its id is settled.
+        known[(kind, owner_id)] = found
+        return found
+    found = found or open_account(kind, owner_id).id
     # Remembered once this transaction commits (it may be the one creating the account).
     db.session.info.setdefault("consult_account_ids", {})[(kind, owner_id)] = found
     return found

@@ -4,10 +4,11 @@ fsync (synchronous=NORMAL), or with it off by an fsync of their own (synchronous
 import shutil
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, insert, text
 
-from consult import group_commit, metrics
+from consult import group_commit, metrics, statements
 from consult.db import db, write_transaction
+from consult.statements import Statement
 from helpers.databases import in_process_app
 
 
@@ -28,6 +29,12 @@ def test_each_sqlite_write_transaction_waits_for_an_fsync_of_the_wal(
                 session.execute(text("CREATE TABLE IF NOT EXISTS probe (n INTEGER)"))
                 session.execute(text("INSERT INTO probe VALUES (:n)"), {"n": n})
         assert metrics.WAL_FSYNCS._value.get() - before == fsyncs
+        # The lean transaction of statements alone (a chat message, an end) waits the same.
+        probe = Statement(insert(Table("probe", MetaData(), Column("n", Integer))))
+        for n in range(2):
+            with statements.transaction():
+                probe.run({"n": n})
+        assert metrics.WAL_FSYNCS._value.get() - before == 2 * fsyncs
 
 
 def test_the_wal_is_checkpointed_by_the_group_commit_not_inside_a_commit(migrated_sqlite, tmp_path):

@@ -1,6 +1,7 @@
 """Statements run on the driver's cursor behave as the session's executions did: in the
 session's transaction, with the column types' conversions both ways, the driver's errors
-raised as SQLAlchemy's, and the engine's listeners hearing each one."""
+raised as SQLAlchemy's, and the engine's listeners hearing each one. A lean transaction
+(statements alone, without the session) keeps the same promises."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from consult import accounts
+from consult import accounts, statements
 from consult.audit import SessionEvent
 from consult.clock import utcnow
 from consult.db import db, write_transaction
@@ -115,3 +116,69 @@ def test_a_column_only_the_engine_would_fill_is_refused(app):
     )
     assert rows.rowcount == 0
     db.session.rollback()
+
+
+# ---------------------------------------------------------------- the lean transaction
+
+
+def test_a_lean_transaction_commits_and_the_session_then_sees_it(app):
+    db.session.scalar(select(Transfer.id).limit(1))  # the session holds a read transaction
+    with statements.transaction():
+        transfer_id = INSERT_TRANSFER.run(_transfer(memo="lean")).scalar_one()
+    # The session's earlier transaction ended: its next read is fresh, not a stale snapshot.
+    assert db.session.get(Transfer, transfer_id).memo == "lean"
+
+
+def test_a_lean_transaction_rolls_back_whole_on_any_error(app):
+    with pytest.raises(RuntimeError, match="roll it all back"), statements.transaction():
+        transfer_id = INSERT_TRANSFER.run(_transfer()).scalar_one()
+        assert TRANSFER.run({"id": transfer_id}).one() is not None  # inside, it is there
+        raise RuntimeError("roll it all back")
+    assert TRANSFER.run({"id": transfer_id}).one_or_none() is None
+    db.session.rollback()
+
+
+def test_a_constraint_violation_in_a_lean_transaction_is_an_integrity_error(app):
+    user = accounts.create_user("lean-user", PASSWORD, role="user", now=utcnow())
+    session_id = _a_consultation(user.id)
+    with statements.transaction():
+        INSERT_TRANSFER.run(_transfer(kind="settlement", consultation_id=session_id))
+    with pytest.raises(IntegrityError), statements.transaction():
+        INSERT_TRANSFER.run(_transfer(kind="refund", memo="kept?"))
+        INSERT_TRANSFER.run(_transfer(kind="settlement", consultation_id=session_id))
+    settlements = select(Transfer).where(Transfer.consultation_id == session_id)
+    assert len(db.session.scalars(settlements).all()) == 1
+    assert db.session.scalar(select(Transfer).where(Transfer.memo == "kept?")) is None
+
+
+def test_the_session_used_inside_a_lean_transaction_is_refused_and_nothing_stays(app):
+    """On SQLite it would run on another connection and wait for the lock this one holds;
+    anywhere, outside this transaction. So it raises, and the block rolls back."""
+    with pytest.raises(RuntimeError, match="inside a lean transaction"), statements.transaction():
+        transfer_id = INSERT_TRANSFER.run(_transfer()).scalar_one()
+        db.session.get(Transfer, transfer_id)
+    db.session.rollback()
+    assert TRANSFER.run({"id": transfer_id}).one_or_none() is None
+
+
+def test_lean_transactions_do_not_nest(app):
+    outer = statements.transaction()
+    with pytest.raises(RuntimeError, match="do not nest"), outer, statements.transaction():
+        pass
+
+
+def test_the_engines_listeners_hear_a_lean_transaction_begin_and_run(app):
+    heard = []
+
+    def listen(conn, _cursor, statement, _parameters, _context, _executemany):
+        heard.append((conn, statement.split()[0]))
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        with statements.transaction():
+            INSERT_TRANSFER.run(_transfer())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    expected = ["INSERT"] if db.engine.dialect.name == "postgresql" else ["BEGIN", "INSERT"]
+    assert [name for _conn, name in heard] == expected
+    assert all(conn is None for conn, _name in heard)  # no SQLAlchemy connection behind them
