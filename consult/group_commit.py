@@ -68,6 +68,7 @@ class WalSync:
         self._checkpointed = 0  # the ticket at the last checkpoint's start
         self._checkpointing = False
         self._wal = Path(database + "-wal")
+        self._wal_path = str(self._wal)  # checked at every fsync: os.stat, not pathlib's
         self._fsync = fsync
         self._lock = threading.Lock()  # gevent's lock once patched: one fsync at a time
         self._fd: int | None = None
@@ -103,7 +104,7 @@ class WalSync:
     def _wal_fd(self) -> int:
         """The WAL's descriptor, opened again should the file have been replaced."""
         try:
-            if self._fd is not None and os.fstat(self._fd).st_ino == self._wal.stat().st_ino:
+            if self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self._wal_path).st_ino:
                 return self._fd
         except FileNotFoundError:
             pass
