@@ -7,9 +7,9 @@ cache, an execution context, a result object); on the driver's cursor a statemen
 written in Core, compiled by SQLAlchemy for the engine's dialect (SQLite or PostgreSQL),
 and its values pass through the column types' own conversions both ways (`UTCDateTime`
 included). Only the execution skips the session and the engine: it runs on the session's
-connection, inside its transaction (begun as every other statement begins it), and the
-engine's `before_cursor_execute` listeners still hear each one (the statement-count tests
-listen there).
+connection, inside its transaction (begun as every other statement begins it), or inside
+a lean `transaction()` of statements alone, and the engine's `before_cursor_execute`
+listeners still hear each one (the statement-count tests listen there).
 """
 
 import contextvars
