@@ -8,23 +8,13 @@ import gevent.socket
 from simple_websocket import Server
 
 from consult.web.reader import Arrivals, InlineReader
+from helpers.handshake import handshake
 
 
 def masked(opcode: int, payload: bytes) -> bytes:
     """A client's frame (FIN set), masked with a zero key: the payload as it is."""
     assert len(payload) < 126
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
-
-
-def handshake(sock) -> dict:
-    return {
-        "werkzeug.socket": sock,
-        "HTTP_HOST": "localhost",
-        "HTTP_UPGRADE": "websocket",
-        "HTTP_CONNECTION": "Upgrade",
-        "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==",
-        "HTTP_SEC_WEBSOCKET_VERSION": "13",
-    }
 
 
 def test_each_message_is_handled_as_it_is_read_and_run_returns_once_the_peer_closed():
