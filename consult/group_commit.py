@@ -26,7 +26,6 @@ import os
 import sqlite3
 import threading
 from contextlib import closing
-from pathlib import Path
 
 from . import metrics
 
@@ -67,8 +66,7 @@ class WalSync:
         self._database = database
         self._checkpointed = 0  # the ticket at the last checkpoint's start
         self._checkpointing = False
-        self._wal = Path(database + "-wal")
-        self._wal_path = str(self._wal)  # checked at every fsync: os.stat, not pathlib's
+        self._wal = database + "-wal"  # a plain path: checked at every fsync, pathlib costs
         self._fsync = fsync
         self._lock = threading.Lock()  # gevent's lock once patched: one fsync at a time
         self._fd: int | None = None
@@ -104,7 +102,7 @@ class WalSync:
     def _wal_fd(self) -> int:
         """The WAL's descriptor, opened again should the file have been replaced."""
         try:
-            if self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self._wal_path).st_ino:
+            if self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self._wal).st_ino:
                 return self._fd
         except FileNotFoundError:
             pass
@@ -112,7 +110,7 @@ class WalSync:
             os.close(self._fd)
         self._fd = os.open(self._wal, os.O_RDONLY)
         # A new WAL's directory entry must be durable too, or the file could vanish with it.
-        directory = os.open(self._wal.parent, os.O_RDONLY)
+        directory = os.open(os.path.dirname(self._wal) or ".", os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:

@@ -107,8 +107,13 @@ def transaction():
         db.session.rollback()
     engine = db.engine
     pooled = engine.raw_connection()
-    place = _Place(pooled.dbapi_connection, engine.dialect, None, None, pooled.invalidate)
-    place.listeners = engine.dispatch.before_cursor_execute
+    place = _Place(
+        pooled.dbapi_connection,
+        engine.dialect,
+        None,  # no SQLAlchemy connection: listeners hear None
+        engine.dispatch.before_cursor_execute,
+        pooled.invalidate,
+    )
     token = _lean.set(place)
     try:
         if place.dialect.name == "sqlite":  # PostgreSQL's driver begins by itself
@@ -135,7 +140,7 @@ def in_lean_transaction() -> bool:
 
 @event.listens_for(Session, "after_begin")
 def _no_session_inside_a_lean_transaction(*_args) -> None:
-    if _lean.get() is not None:
+    if in_lean_transaction():
         raise RuntimeError("the session was used inside a lean transaction (statements.py)")
 
 

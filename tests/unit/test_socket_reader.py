@@ -33,7 +33,8 @@ def test_each_message_is_handled_as_it_is_read_and_run_returns_once_the_peer_clo
         def peer():
             assert b"101 Switching Protocols" in client.recv(4096)
             client.sendall(masked(1, b"one") + masked(1, b"two"))  # one read, two messages
-            gevent.sleep(0.05)
+            while heard != ["one", "two"]:  # handled as read, before the next one is sent
+                gevent.sleep(0.005)  # (bounded: the Timeout below)
             client.sendall(masked(1, b"three") + masked(8, (1000).to_bytes(2, "big")))
             reply = client.recv(4096)
             client.close()
