@@ -17,6 +17,7 @@ from . import (  # noqa: F401 -- the models
     ledger,
     scheduler,
     services,
+    statements,
     web,
 )
 from .db import configure_sqlite, db
@@ -56,6 +57,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine, app.config["SQLITE_GROUP_COMMIT"])
+            if url.database not in (None, "", ":memory:"):
+                statements.keep_a_connection(db.engine)
     services.install(app)
     web.init_app(app)
     cli.init_app(app)

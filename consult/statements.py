@@ -13,6 +13,7 @@ listeners still hear each one (the statement-count tests listen there).
 """
 
 import contextvars
+import weakref
 from collections import namedtuple
 from contextlib import contextmanager
 
@@ -106,7 +107,8 @@ def transaction():
     if db.session.registry.has():  # end its transaction, so any use of it below begins one
         db.session.rollback()
     engine = db.engine
-    pooled = engine.raw_connection()
+    kept = _kept.get(engine)
+    pooled = kept.take() if kept is not None else engine.raw_connection()
     place = _Place(
         pooled.dbapi_connection,
         engine.dialect,
@@ -123,15 +125,65 @@ def transaction():
         with _translated(place, "COMMIT", ()):
             pooled.commit()
     except BaseException:
+        _lean.reset(token)
         try:
             pooled.rollback()
         except place.dialect.loaded_dbapi.Error as error:  # gone: the pool must not reuse it
             pooled.invalidate(error)
+        pooled.close()  # back to the pool (or, invalidated, closed)
         raise
-    finally:
-        _lean.reset(token)
-        pooled.close()  # back to the pool
+    _lean.reset(token)
+    if kept is not None:
+        kept.put(pooled)
+    else:
+        pooled.close()
     wait_durable(engine)
+
+
+class _Kept:
+    """SQLite: the connection of the last lean transaction, kept out of the engine's pool
+    for the next one.
+
+    A checkout and a check-in cost ~33 µs of the pool's Python (its events, the reset's
+    rollback, the queue's locks), 7 % of a chat message. On SQLite a lean transaction never
+    waits between its statements (nothing in it yields to another greenlet), so one kept
+    connection serves nearly all of them; another one at the same moment (a second thread)
+    checks one out of the pool as before. Not on PostgreSQL: there the pool pings a
+    connection at checkout, so one the server dropped is replaced before a transaction
+    fails on it. Closed when the engine is disposed.
+    """
+
+    def __init__(self, engine):
+        self._engine = weakref.ref(engine)
+        self._idle: list = []  # pop and append are atomic: two threads never share one
+
+    def take(self):
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._engine().raw_connection()
+
+    def put(self, pooled) -> None:
+        if self._idle:  # one is enough: the rest go back to the pool
+            pooled.close()
+        else:
+            self._idle.append(pooled)
+
+    def close(self, _engine=None) -> None:
+        """Close the kept connection for good (the engine's old pool is already gone)."""
+        while self._idle:
+            pooled = self._idle.pop()
+            pooled.detach()  # out of the pool: closing it closes the driver's connection
+            pooled.close()
+
+
+_kept: "weakref.WeakKeyDictionary[object, _Kept]" = weakref.WeakKeyDictionary()
+
+
+def keep_a_connection(engine) -> None:
+    """Let lean transactions on this (SQLite) engine keep their connection (`_Kept`)."""
+    kept = _kept[engine] = _Kept(engine)
+    event.listen(engine, "engine_disposed", kept.close)
 
 
 def in_lean_transaction() -> bool:
