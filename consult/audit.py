@@ -3,7 +3,7 @@ admins do to people (an event about a person names them as its `subject_id`)."""
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event, insert, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event, insert, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db
@@ -19,12 +19,19 @@ class SessionEvent(db.Model):
         ),
         Index("ix_session_events_kind_id", "kind", "id"),
         Index("ix_session_events_reason_id", "reason", "id"),
+        # Only events about a person have one: a session's events never write this index.
+        Index(
+            "ix_session_events_subject_id",
+            "subject_id",
+            sqlite_where=text("subject_id IS NOT NULL"),
+            postgresql_where=text("subject_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # None for an event about a person alone (an admin suspending them, changing a rate).
     consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), index=True)
-    subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)  # None: system
     reason: Mapped[str | None] = mapped_column(String(32))

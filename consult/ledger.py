@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
+    Index,
     String,
     UniqueConstraint,
     bindparam,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -56,6 +58,14 @@ class Account(db.Model):
 
 class Transfer(db.Model):
     __tablename__ = "transfers"
+    __table_args__ = (
+        Index(
+            "ix_transfers_refund_of_id",
+            "refund_of_id",
+            sqlite_where=text("refund_of_id IS NOT NULL"),
+            postgresql_where=text("refund_of_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # recharge | settlement | refund
@@ -64,8 +74,9 @@ class Transfer(db.Model):
     # A settlement names its consultation; the unique constraint makes a second
     # settlement of one consultation impossible at the database level.
     consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), unique=True)
-    # A refund names the session it gives money back for (several refunds may name one).
-    refund_of_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), index=True)
+    # A refund names the session it gives money back for (several refunds may name one);
+    # indexed for refunds alone, so a settlement or a recharge writes no page of it.
+    refund_of_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"))
     external_reference: Mapped[str | None] = mapped_column(String(100))
 
 

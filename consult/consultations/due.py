@@ -7,7 +7,7 @@ the grace), indexed with its status, so a tick costs what is due, not what is li
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, or_, select, union_all, update
+from sqlalchemy import bindparam, literal_column, or_, select, union_all, update
 
 from ..db import db, write_transaction
 from ..policy import Policy
@@ -74,8 +74,12 @@ _DUE_COLUMNS = (
 
 
 def _due_query(now: datetime, cutoff: datetime):
-    """One range of each (status, due time) index: a union, which every planner serves by index."""
-    active = table.c.status == ACTIVE
+    """One range of each due time's index: a union, which every planner serves by index.
+
+    The status is written into the SQL, not bound: PostgreSQL's generic plan of a prepared
+    statement could not prove a bound status is the partial indexes' 'active'.
+    """
+    active = table.c.status == literal_column(f"'{ACTIVE}'")
     return union_all(
         select(*_DUE_COLUMNS).where(active, table.c.funded_until <= now),
         select(*_DUE_COLUMNS).where(active, table.c.user_left_at <= cutoff),

@@ -46,6 +46,12 @@ SESSION_NOT_FOUND = "Session not found"
 NOT_ACTIVE = "Session is not active"
 NOT_WAITING = "Session is no longer waiting for an answer"
 _live_filter = text("status IN ('requested', 'active')")
+# Due times that most active sessions never have.
+DUE_ONLY_SOMETIMES = ("user_left_at", "astrologer_left_at", "ends_at")
+
+
+def _active_with(column: str):
+    return text(f"status = '{ACTIVE}' AND {column} IS NOT NULL")
 
 
 class Consultation(db.Model):
@@ -65,9 +71,19 @@ class Consultation(db.Model):
         ),
         CheckConstraint("rate_paise_per_minute > 0", name="positive_rate"),
         # The scheduler's due times: "active and due by now" is one range of each index.
+        # Every active session has a funded end; only one someone left, or with an end
+        # scheduled, has the others, so those indexes hold just them (partial): an end of a
+        # session nobody left writes none of their pages (each is a WAL page per commit).
+        Index("ix_consultations_status_funded_until", "status", "funded_until"),
         *(
-            Index(f"ix_consultations_status_{column}", "status", column)
-            for column in ("funded_until", "user_left_at", "astrologer_left_at", "ends_at")
+            Index(
+                f"ix_consultations_active_{column}",
+                "status",  # so the planner never prefers the plain status index to it
+                column,
+                sqlite_where=_active_with(column),
+                postgresql_where=_active_with(column),
+            )
+            for column in DUE_ONLY_SOMETIMES
         ),
         # Operators' analytics read ended sessions by day ranges.
         Index("ix_consultations_status_ended_at", "status", "ended_at"),

@@ -194,14 +194,10 @@ def _checkouts(engine) -> list:
     return taken
 
 
-def _sqlite_only(engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("only SQLite keeps one: PostgreSQL's pool pings a connection at checkout")
-
-
+# Only SQLite keeps one: PostgreSQL's pool pings a connection at checkout.
+@pytest.mark.sqlite_only
 def test_lean_transactions_on_sqlite_keep_their_connection_instead_of_the_pools(app):
     """The pool's checkout and check-in were 7 % of a chat message's CPU (statements._Kept)."""
-    _sqlite_only(db.engine)
     with statements.transaction():
         INSERT_TRANSFER.run(_transfer())
     taken = _checkouts(db.engine)
@@ -223,8 +219,8 @@ def test_a_failed_lean_transaction_gives_its_connection_back_to_the_pool(app):
     assert TRANSFER.run({"id": transfer_id}).one().memo == "after"
 
 
+@pytest.mark.sqlite_only
 def test_disposing_of_the_engine_closes_the_kept_connection(app):
-    _sqlite_only(db.engine)
     taken = _checkouts(db.engine)
     with statements.transaction():
         INSERT_TRANSFER.run(_transfer())

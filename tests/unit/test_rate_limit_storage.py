@@ -22,3 +22,15 @@ def test_a_count_sweeps_after_seconds_not_every_ten_milliseconds():
     assert storage.timer.is_alive()
     assert storage.timer.interval == SweptMemoryStorage.SWEEP_SECONDS
     storage.timer.cancel()
+
+
+def test_counting_schedules_one_sweep_at_a_time():
+    storage = SweptMemoryStorage()
+    storage.timer.join(1)
+    storage.incr("message/7", 60)
+    first = storage.timer
+    for _ in range(100):
+        storage.incr("message/7", 60)
+    assert storage.timer is first  # the hundred counts after it scheduled no other
+    assert storage.get("message/7") == 101
+    first.cancel()
