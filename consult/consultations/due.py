@@ -73,18 +73,18 @@ _DUE_COLUMNS = (
 )
 
 
-def _due_query(now: datetime, cutoff: datetime):
-    """One range of each due time's index: a union, which every planner serves by index.
+# "Active", written into the SQL rather than bound: PostgreSQL's generic plan of a prepared
+# statement could not prove a bound status is the partial due-time indexes' 'active'.
+_ACTIVE = table.c.status == literal_column(f"'{ACTIVE}'")
 
-    The status is written into the SQL, not bound: PostgreSQL's generic plan of a prepared
-    statement could not prove a bound status is the partial indexes' 'active'.
-    """
-    active = table.c.status == literal_column(f"'{ACTIVE}'")
+
+def _due_query(now: datetime, cutoff: datetime):
+    """One range of each due time's index: a union, which every planner serves by index."""
     return union_all(
-        select(*_DUE_COLUMNS).where(active, table.c.funded_until <= now),
-        select(*_DUE_COLUMNS).where(active, table.c.user_left_at <= cutoff),
-        select(*_DUE_COLUMNS).where(active, table.c.astrologer_left_at <= cutoff),
-        select(*_DUE_COLUMNS).where(active, table.c.ends_at <= now),
+        select(*_DUE_COLUMNS).where(_ACTIVE, table.c.funded_until <= now),
+        select(*_DUE_COLUMNS).where(_ACTIVE, table.c.user_left_at <= cutoff),
+        select(*_DUE_COLUMNS).where(_ACTIVE, table.c.astrologer_left_at <= cutoff),
+        select(*_DUE_COLUMNS).where(_ACTIVE, table.c.ends_at <= now),
     )
 
 
@@ -140,7 +140,7 @@ _FUNDS = "funds"  # the wallet or the spend cap, told apart against the ledger
 
 def _first(column, after):
     return (
-        select(column).where(table.c.status == ACTIVE, column > after).order_by(column).limit(1)
+        select(column).where(_ACTIVE, column > after).order_by(column).limit(1)
     ).scalar_subquery()
 
 

@@ -177,6 +177,23 @@ def test_the_due_queries_use_the_due_time_indexes(app, live, services_):
         assert f"ix_consultations_active_{column}" in plan, plan
 
 
+@pytest.mark.sqlite_only  # PostgreSQL plans a near-empty table as a scan
+def test_the_next_due_time_is_read_from_the_due_time_indexes(app, live):
+    from consult.consultations import due
+
+    live()
+    compiled = due._NEXT_DUE.compile(db.engine)
+    at = utcnow().replace(tzinfo=None).isoformat(" ")
+    values = compiled.construct_params({"now": at, "cutoff": at})
+    positional = tuple(values[name] for name in compiled.positiontup)
+    rows = db.session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)
+    plan = " ".join(str(row[-1]) for row in rows)
+    db.session.rollback()
+    assert "ix_consultations_status_funded_until" in plan, plan
+    for column in DUE_COLUMNS[1:]:
+        assert f"ix_consultations_active_{column}" in plan, plan
+
+
 def _many_live_sessions_none_due(count: int) -> None:
     astrologer = db.session.scalar(text("SELECT id FROM users WHERE role = 'astrologer' LIMIT 1"))
     db.session.execute(
