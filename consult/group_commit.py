@@ -70,6 +70,7 @@ class WalSync:
         self._fsync = fsync
         self._lock = threading.Lock()  # gevent's lock once patched: one fsync at a time
         self._fd: int | None = None
+        self._ino = 0  # the inode self._fd is open on
         self._tickets = itertools.count(1)  # one per commit, taken after it
         self._issued = 0  # the latest ticket (may lag a moment between OS threads)
         self._synced = 0  # tickets covered by the last finished fsync
@@ -102,13 +103,14 @@ class WalSync:
     def _wal_fd(self) -> int:
         """The WAL's descriptor, opened again should the file have been replaced."""
         try:
-            if self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self._wal).st_ino:
+            if self._fd is not None and os.stat(self._wal).st_ino == self._ino:
                 return self._fd
         except FileNotFoundError:
             pass
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self._wal, os.O_RDONLY)
+        self._ino = os.fstat(self._fd).st_ino  # an open file keeps its inode: read it once
         # A new WAL's directory entry must be durable too, or the file could vanish with it.
         directory = os.open(os.path.dirname(self._wal) or ".", os.O_RDONLY)
         try:
