@@ -40,17 +40,15 @@ class Statement:
         """Execute once and return its rows (if it has any) and row count."""
         place, compiled = self._prepare(params)
         sql_params = compiled.parameters(params)
-        with _cursor(place, compiled.sql, sql_params, many=False) as cursor:
-            cursor.execute(compiled.sql, sql_params)
-            rows = cursor.fetchall() if compiled.row_type is not None else None
-            return Result(compiled, rows, cursor.rowcount)
+        fetch = compiled.row_type is not None
+        rows, rowcount = _execute(place, compiled.sql, sql_params, fetch=fetch)
+        return Result(compiled, rows, rowcount)
 
     def run_many(self, rows: list[dict]) -> None:
         """Execute once per parameter set, in one call to the driver (`executemany`)."""
         place, compiled = self._prepare(rows[0])
         sql_params = [compiled.parameters(row) for row in rows]
-        with _cursor(place, compiled.sql, sql_params, many=True) as cursor:
-            cursor.executemany(compiled.sql, sql_params)
+        _execute(place, compiled.sql, sql_params, many=True)
 
     def _prepare(self, params: dict):
         place = _lean.get()
@@ -119,11 +117,12 @@ def transaction():
     token = _lean.set(place)
     try:
         if place.dialect.name == "sqlite":  # PostgreSQL's driver begins by itself
-            with _cursor(place, "BEGIN IMMEDIATE", (), many=False) as cursor:
-                cursor.execute("BEGIN IMMEDIATE")
+            _execute(place, "BEGIN IMMEDIATE", ())
         yield
-        with _translated(place, "COMMIT", ()):
+        try:
             pooled.commit()
+        except place.dialect.loaded_dbapi.Error as error:
+            raise _translated(place, "COMMIT", (), error) from error
     except BaseException:
         _lean.reset(token)
         try:
@@ -274,34 +273,36 @@ def _refuse_unset_defaults(statement, names: tuple) -> None:
             raise ValueError(f"{table.name}.{column.key} has a default only the engine applies")
 
 
-@contextmanager
-def _cursor(place: _Place, sql: str, params, *, many: bool):
-    """A cursor of the place's driver connection, for one execution.
+def _execute(place: _Place, sql: str, params, *, fetch=None, many: bool = False):
+    """Execute on a cursor of the place's driver connection; return its rows (with `fetch`)
+    and its row count.
 
     The engine's `before_cursor_execute` listeners hear of it first, as of the engine's
-    own executions (with no SQLAlchemy connection in a lean transaction).
+    own executions (with no SQLAlchemy connection in a lean transaction). Plain code, not
+    context managers: an end runs this ten times, and each `@contextmanager` cost ~6 calls.
     """
     cursor = place.dbapi.cursor()
     try:
-        with _translated(place, sql, params, cursor, many=many):
-            if listeners := place.listeners:
-                listeners(place.connection, cursor, sql, params, None, many)
-            yield cursor
+        if listeners := place.listeners:
+            listeners(place.connection, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return (cursor.fetchall() if fetch else None), cursor.rowcount
+    except place.dialect.loaded_dbapi.Error as error:
+        raise _translated(place, sql, params, error, cursor, many) from error
     finally:
         cursor.close()
 
 
-@contextmanager
-def _translated(place: _Place, sql: str, params, cursor=None, *, many: bool = False):
-    """The driver's errors come out as SQLAlchemy's (an `IntegrityError` is an
-    `IntegrityError` whichever way the statement ran), and a connection found dead is
-    invalidated, so the pool never hands it out again."""
-    try:
-        yield
-    except place.dialect.loaded_dbapi.Error as error:
-        dialect = place.dialect
-        if dialect.is_disconnect(error, place.dbapi, cursor):
-            place.invalidate(error)
-        raise DBAPIError.instance(
-            sql, params, error, dialect.loaded_dbapi.Error, dialect=dialect, ismulti=many
-        ) from error
+def _translated(place: _Place, sql: str, params, error, cursor=None, many: bool = False):
+    """The driver's error as SQLAlchemy's (an `IntegrityError` is an `IntegrityError`
+    whichever way the statement ran); a connection found dead is invalidated first, so the
+    pool never hands it out again."""
+    dialect = place.dialect
+    if dialect.is_disconnect(error, place.dbapi, cursor):
+        place.invalidate(error)
+    return DBAPIError.instance(
+        sql, params, error, dialect.loaded_dbapi.Error, dialect=dialect, ismulti=many
+    )
