@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from . import statements
 from .db import UTCDateTime, db
 from .errors import PaymentRequired
 from .statements import Statement, in_lean_transaction
@@ -146,7 +147,7 @@ _UNOWNED_ACCOUNT_ID = Statement(  # the platform's and the outside world's
 
 def account_id(kind: str, owner_id: int | None = None) -> int:
     """The id of the account of this kind and owner, creating it if need be."""
-    known = _known_ids.setdefault(db.engine, {})
+    known = _known_ids.setdefault(statements.engine(), {})
     found = known.get((kind, owner_id))
     if found is not None:
         return found

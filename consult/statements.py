@@ -62,21 +62,21 @@ class Statement:
 
 
 class _Place:
-    """Where statements run: a DB-API connection, its dialect, the engine's listeners, and
-    how to retire the connection should it be found dead."""
+    """Where statements run: a DB-API connection, its engine and dialect, the engine's
+    listeners, and how to retire the connection should it be found dead."""
 
-    __slots__ = ("dbapi", "dialect", "connection", "listeners", "invalidate")
+    __slots__ = ("dbapi", "engine", "dialect", "connection", "listeners", "invalidate")
 
-    def __init__(self, dbapi, dialect, connection, listeners, invalidate):
-        self.dbapi, self.dialect, self.connection = dbapi, dialect, connection
-        self.listeners, self.invalidate = listeners, invalidate
+    def __init__(self, dbapi, engine, connection, listeners, invalidate):
+        self.dbapi, self.engine, self.dialect = dbapi, engine, engine.dialect
+        self.connection, self.listeners, self.invalidate = connection, listeners, invalidate
 
     @classmethod
     def of(cls, connection) -> "_Place":
         """A SQLAlchemy connection's (the session's)."""
         return cls(
             connection.connection.dbapi_connection,
-            connection.dialect,
+            connection.engine,
             connection,
             connection.dispatch.before_cursor_execute,
             connection.invalidate,
@@ -109,7 +109,7 @@ def transaction():
     pooled = kept.take() if kept is not None else engine.raw_connection()
     place = _Place(
         pooled.dbapi_connection,
-        engine.dialect,
+        engine,
         None,  # no SQLAlchemy connection: listeners hear None
         engine.dispatch.before_cursor_execute,
         pooled.invalidate,
@@ -187,6 +187,16 @@ def keep_a_connection(engine) -> None:
 
 def in_lean_transaction() -> bool:
     return _lean.get() is not None
+
+
+def engine():
+    """The engine statements run on: the lean transaction's, else the session's.
+
+    What `db.engine` answers, without its lookup (the app, its extension, its engines by
+    bind: ~6 calls) where a lean transaction already knows it.
+    """
+    place = _lean.get()
+    return db.engine if place is None else place.engine
 
 
 @event.listens_for(Session, "after_begin")
