@@ -83,7 +83,9 @@ class WalSync:
                 return
             # Every ticket issued so far belongs to a finished commit: this fsync covers it.
             covered = max(self._issued, ticket)
-            _off_the_loop(self._fsync, self._wal_fd())
+            fd = self._wal_fd()
+            if fd is not None:
+                _off_the_loop(self._fsync, fd)
             metrics.wal_synced(covered - self._synced)
             self._synced = covered
         if ticket - self._checkpointed >= CHECKPOINT_EVERY and not self._checkpointing:
@@ -100,8 +102,10 @@ class WalSync:
         finally:
             self._checkpointing = False
 
-    def _wal_fd(self) -> int:
-        """The WAL's descriptor, opened again should the file have been replaced."""
+    def _wal_fd(self) -> int | None:
+        """The WAL's descriptor, opened again should the file have been replaced; None if
+        there is no WAL: the last connection to close checkpointed it into the database,
+        fsynced, and deleted it (SQLite's WAL mode), so what was committed is on disk."""
         try:
             if self._fd is not None and os.stat(self._wal).st_ino == self._ino:
                 return self._fd
@@ -109,7 +113,11 @@ class WalSync:
             pass
         if self._fd is not None:
             os.close(self._fd)
-        self._fd = os.open(self._wal, os.O_RDONLY)
+            self._fd = None  # should the open below fail, no stale descriptor is kept
+        try:
+            self._fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
         self._ino = os.fstat(self._fd).st_ino  # an open file keeps its inode: read it once
         # A new WAL's directory entry must be durable too, or the file could vanish with it.
         directory = os.open(os.path.dirname(self._wal) or ".", os.O_RDONLY)

@@ -124,12 +124,14 @@ def transaction():
         except place.dialect.loaded_dbapi.Error as error:
             raise _translated(place, "COMMIT", (), error) from error
     except BaseException:
-        _lean.reset(token)
         try:
-            pooled.rollback()
+            if pooled.is_valid:  # not already found dead (and invalidated) by the error
+                pooled.rollback()
         except place.dialect.loaded_dbapi.Error as error:  # gone: the pool must not reuse it
             pooled.invalidate(error)
-        pooled.close()  # back to the pool (or, invalidated, closed)
+        finally:
+            pooled.close()  # back to the pool (or, invalidated, closed), whatever happened
+            _lean.reset(token)
         raise
     _lean.reset(token)
     if kept is not None:
@@ -149,31 +151,44 @@ class _Kept:
     connection serves nearly all of them; another one at the same moment (a second thread)
     checks one out of the pool as before. Not on PostgreSQL: there the pool pings a
     connection at checkout, so one the server dropped is replaced before a transaction
-    fails on it. Closed when the engine is disposed.
+    fails on it. Disposing of the engine closes the kept connection, and one in use at
+    that moment when it comes back (nothing here forks, so `dispose(close=False)`, which
+    fires the same event, is not a case to spare).
     """
+
+    _LENT = "consult_kept_generation"  # in the connection's info: lent before which dispose
 
     def __init__(self, engine):
         self._engine = weakref.ref(engine)
         self._idle: list = []  # pop and append are atomic: two threads never share one
+        self._generation = 0  # disposals of the engine so far
 
     def take(self):
         try:
-            return self._idle.pop()
+            pooled = self._idle.pop()
         except IndexError:
-            return self._engine().raw_connection()
+            pooled = self._engine().raw_connection()
+        pooled.info[self._LENT] = self._generation
+        return pooled
 
     def put(self, pooled) -> None:
-        if self._idle:  # one is enough: the rest go back to the pool
+        if pooled.info.get(self._LENT) != self._generation:  # its pool was disposed of
+            _close_for_good(pooled)
+        elif self._idle:  # one is enough: the rest go back to the pool
             pooled.close()
         else:
             self._idle.append(pooled)
 
     def close(self, _engine=None) -> None:
-        """Close the kept connection for good (the engine's old pool is already gone)."""
+        """The engine was disposed of: close the kept connection (its pool is gone)."""
+        self._generation += 1
         while self._idle:
-            pooled = self._idle.pop()
-            pooled.detach()  # out of the pool: closing it closes the driver's connection
-            pooled.close()
+            _close_for_good(self._idle.pop())
+
+
+def _close_for_good(pooled) -> None:
+    pooled.detach()  # out of the pool: closing it closes the driver's connection
+    pooled.close()
 
 
 _kept: "weakref.WeakKeyDictionary[object, _Kept]" = weakref.WeakKeyDictionary()

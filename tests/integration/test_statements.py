@@ -231,3 +231,15 @@ def test_disposing_of_the_engine_closes_the_kept_connection(app):
     with statements.transaction():  # a fresh one from the new pool
         transfer_id = INSERT_TRANSFER.run(_transfer(memo="fresh")).scalar_one()
     assert TRANSFER.run({"id": transfer_id}).one().memo == "fresh"
+
+
+@pytest.mark.sqlite_only
+def test_a_connection_in_use_when_the_engine_is_disposed_of_is_closed_when_it_comes_back(app):
+    taken = _checkouts(db.engine)
+    with statements.transaction():
+        INSERT_TRANSFER.run(_transfer(memo="during"))
+        db.engine.dispose()  # another greenlet's, say, while this one is mid-transaction
+    [lent] = taken
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        lent.execute("SELECT 1")
+    assert db.session.scalar(select(Transfer.memo).where(Transfer.memo == "during")) == "during"

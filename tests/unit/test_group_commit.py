@@ -77,3 +77,15 @@ def test_a_replaced_wal_is_opened_again(tmp_path):
     wal.write_bytes(b"new")
     sync.wait()
     assert calls[1] == wal.stat().st_ino != calls[0]
+
+
+def test_no_wal_means_nothing_to_fsync(tmp_path):
+    """The last connection to close checkpoints the WAL into the database and deletes it."""
+    calls = []
+    sync = WalSync(wal_of(tmp_path), fsync=calls.append)
+    sync.wait()
+    (tmp_path / "consult.db-wal").unlink()
+    sync.wait()  # returns, with nothing to fsync
+    (tmp_path / "consult.db-wal").write_bytes(b"again")
+    sync.wait()
+    assert len(calls) == 2

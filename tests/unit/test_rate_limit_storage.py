@@ -4,6 +4,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from consult.web import rate_limits
 from consult.web.rate_limits import SweptMemoryStorage
 
 
@@ -24,7 +25,9 @@ def test_a_count_sweeps_after_seconds_not_every_ten_milliseconds():
     storage.timer.cancel()
 
 
-def test_counting_schedules_one_sweep_at_a_time():
+def test_counting_schedules_a_sweep_once_per_sweep_interval(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(rate_limits.time, "monotonic", lambda: now[0])
     storage = SweptMemoryStorage()
     storage.timer.join(1)
     storage.incr("message/7", 60)
@@ -32,5 +35,9 @@ def test_counting_schedules_one_sweep_at_a_time():
     for _ in range(100):
         storage.incr("message/7", 60)
     assert storage.timer is first  # the hundred counts after it scheduled no other
-    assert storage.get("message/7") == 101
+    now[0] += SweptMemoryStorage.SWEEP_SECONDS
+    storage.incr("message/7", 60)
+    assert storage.timer is not first and storage.timer.is_alive()  # the next one
+    assert storage.get("message/7") == 102
     first.cancel()
+    storage.timer.cancel()
