@@ -106,7 +106,7 @@ def transaction():
         db.session.rollback()
     engine = db.engine
     kept = _kept.get(engine)
-    pooled = kept.take() if kept is not None else engine.raw_connection()
+    pooled = kept.take(engine) if kept is not None else engine.raw_connection()
     place = _Place(
         pooled.dbapi_connection,
         engine,
@@ -158,16 +158,15 @@ class _Kept:
 
     _LENT = "consult_kept_generation"  # in the connection's info: lent before which dispose
 
-    def __init__(self, engine):
-        self._engine = weakref.ref(engine)
+    def __init__(self):
         self._idle: list = []  # pop and append are atomic: two threads never share one
         self._generation = 0  # disposals of the engine so far
 
-    def take(self):
+    def take(self, engine):
         try:
             pooled = self._idle.pop()
         except IndexError:
-            pooled = self._engine().raw_connection()
+            pooled = engine.raw_connection()
         pooled.info[self._LENT] = self._generation
         return pooled
 
@@ -196,7 +195,7 @@ _kept: "weakref.WeakKeyDictionary[object, _Kept]" = weakref.WeakKeyDictionary()
 
 def keep_a_connection(engine) -> None:
     """Let lean transactions on this (SQLite) engine keep their connection (`_Kept`)."""
-    kept = _kept[engine] = _Kept(engine)
+    kept = _kept[engine] = _Kept()
     event.listen(engine, "engine_disposed", kept.close)
 
 
@@ -298,7 +297,7 @@ def _refuse_unset_defaults(statement, names: tuple) -> None:
             raise ValueError(f"{table.name}.{column.key} has a default only the engine applies")
 
 
-def _execute(place: _Place, sql: str, params, *, fetch=None, many: bool = False):
+def _execute(place: _Place, sql: str, params, *, fetch: bool = False, many: bool = False):
     """Execute on a cursor of the place's driver connection; return its rows (with `fetch`)
     and its row count.
 
