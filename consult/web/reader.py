@@ -22,6 +22,8 @@ socket, which wakes it.
 
 from collections.abc import Callable
 
+from wsproto.utilities import LocalProtocolError
+
 from .linger import LingeringSocket
 
 
@@ -65,10 +67,110 @@ class InlineReader:
         """Nothing to start: the handler runs the loop."""
 
     def run(self) -> None:
-        """Read the connection until it closes: simple-websocket's loop, in this greenlet."""
+        """Read the connection until it closes, in this greenlet: simple-websocket's loop,
+        with the frames every client sends read by `ClientFrames`."""
         target, self._target = self._target, None  # no cycle through the connection after
-        if target is not None:
-            target()
+        connection = getattr(target, "__self__", None)
+        if connection is None or connection.ping_interval:  # its loop alone pings
+            if target is not None:
+                target()
+            return
+        _read(connection)
+
+
+def _read(connection) -> None:
+    """simple-websocket's reader loop (`Base._thread` without pings), with what
+    `ClientFrames` cannot read handed to wsproto and simple-websocket as before."""
+    frames = ClientFrames(connection)
+    sock = connection.sock
+    try:
+        while connection.connected:
+            data = sock.recv(connection.receive_bytes)
+            if not data:
+                raise OSError("the peer closed the connection")
+            rest = frames.take(data)
+            if rest:
+                connection.ws.receive_data(rest)
+                connection.connected = connection._handle_events()
+    except (OSError, LocalProtocolError):
+        connection.connected = False
+        connection.event.set()
+    finally:
+        sock.close()
+
+
+class ClientFrames:
+    """Reads the frames a client sends all the time, whole masked text frames and pongs,
+    without wsproto; hands anything else to wsproto, for good.
+
+    wsproto parses a frame through a state machine, a frame object, an incremental UTF-8
+    decoder and an event: ~10 µs of Python a chat message here, against ~1 µs for the few
+    lines below. Its state stays what it would have been: every frame read here is whole
+    and unfragmented, so wsproto, which never sees it, is between messages before and
+    after. The first frame of any other kind (a fragment, a binary or close or ping frame,
+    reserved bits, an unmasked frame, one over the size limit, text that is not UTF-8)
+    and everything after it go to wsproto, which answers it as it always did (a close
+    with 1002, 1007 or 1009, a pong, a binary message).
+    """
+
+    __slots__ = ("_connection", "_pending", "_handed_over")
+
+    def __init__(self, connection):
+        self._connection = connection
+        self._pending = b""  # the start of a frame not yet whole
+        self._handed_over = False
+
+    def take(self, data: bytes) -> bytes:
+        """Read the whole frames in `data` it can; returns the bytes wsproto must read."""
+        if self._handed_over:
+            return data
+        buffer = self._pending + data if self._pending else data
+        connection, at, end = self._connection, 0, len(buffer)
+        limit = connection.max_message_size or 1 << 63
+        while end - at >= 2 and connection.connected:
+            first, second = buffer[at], buffer[at + 1]
+            if not second & 0x80:  # a client's frame must be masked: wsproto says so
+                return self._hand_over(buffer[at:])
+            size = second & 0x7F
+            head = at + 2 + _EXTENDED.get(size, 0)  # where the mask starts
+            if end < head + 4:  # the header is not all here yet
+                break
+            if size >= 126:
+                size = int.from_bytes(buffer[at + 2 : head])
+            if size > limit or (first != _TEXT and (first != _PONG or size > 125)):
+                return self._hand_over(buffer[at:])
+            start = head + 4
+            if end < start + size:  # the payload is not all here yet
+                break
+            payload = _unmask(buffer[start : start + size], buffer[head:start])
+            if first == _PONG:
+                connection.pong_received = True
+            else:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    return self._hand_over(buffer[at:])
+                connection.input_buffer.append(text)
+                connection.event.set()  # handled now, in this greenlet (`Arrivals`)
+            at = start + size
+        self._pending = buffer[at:]
+        return b""
+
+    def _hand_over(self, rest: bytes) -> bytes:
+        self._handed_over, self._pending = True, b""
+        return rest
+
+
+_EXTENDED = {126: 2, 127: 8}  # bytes of extended payload length (RFC 6455, 5.2)
+_TEXT = 0x81  # FIN, no reserved bits, opcode 1
+_PONG = 0x8A  # FIN, no reserved bits, opcode 10
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR the payload with the repeated four-byte mask (RFC 6455, 5.3), as one integer."""
+    size = len(payload)
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload) ^ int.from_bytes(key)).to_bytes(size)
 
 
 def adopt_server_socket(connection) -> None:

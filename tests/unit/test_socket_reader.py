@@ -3,11 +3,15 @@ message reaches `on_arrival` as it is read, in order, and `run()` returns once t
 closed. It leans on how simple-websocket uses its thread and event classes, so this pins
 that down against the version in requirements.txt."""
 
+import os
+from types import SimpleNamespace
+
 import gevent
 import gevent.socket
+import pytest
 from simple_websocket import Server
 
-from consult.web.reader import Arrivals, InlineReader
+from consult.web.reader import Arrivals, ClientFrames, InlineReader
 from helpers.handshake import handshake
 
 
@@ -15,6 +19,104 @@ def masked(opcode: int, payload: bytes) -> bytes:
     """A client's frame (FIN set), masked with a zero key: the payload as it is."""
     assert len(payload) < 126
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def frame(payload: bytes, *, first: int = 0x81, mask: bytes | None = None) -> bytes:
+    """A client's frame of any size, masked with a random key unless given one."""
+    mask = os.urandom(4) if mask is None else mask
+    size = len(payload)
+    if size < 126:
+        length = bytes([0x80 | size])
+    elif size < 1 << 16:
+        length = bytes([0x80 | 126]) + size.to_bytes(2)
+    else:
+        length = bytes([0x80 | 127]) + size.to_bytes(8)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([first]) + length + mask + body
+
+
+def reader(limit=64 * 1024):
+    heard = []
+    connection = SimpleNamespace(
+        connected=True, max_message_size=limit, input_buffer=[], pong_received=False
+    )
+    connection.event = SimpleNamespace(set=lambda: heard.append(connection.input_buffer.pop()))
+    return ClientFrames(connection), connection, heard
+
+
+def test_whole_text_frames_and_pongs_are_read_without_wsproto_however_they_are_cut():
+    texts = ["{}", "namaste 🙏 नमस्ते", "x" * 300, "y" * 70_000]  # 7-bit, 16-bit, 64-bit sizes
+    stream = b"".join(frame(t.encode()) for t in texts[:2]) + frame(b"", first=0x8A)
+    stream += b"".join(frame(t.encode()) for t in texts[2:])
+    for cut in (1, 3, 7, 4096, len(stream)):  # byte by byte, odd pieces, all at once
+        frames, connection, heard = reader(limit=100_000)
+        rest = b"".join(frames.take(stream[i : i + cut]) for i in range(0, len(stream), cut))
+        assert rest == b""  # wsproto saw nothing
+        assert heard == texts and connection.pong_received
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        frame(b"part", first=0x01),  # a fragment: FIN clear
+        frame(b"\x00\x01", first=0x82),  # binary
+        frame(b"", first=0x89),  # a ping, answered by wsproto
+        frame(b"\x03\xe8", first=0x88),  # a close
+        frame(b"{}", first=0xC1),  # a reserved bit
+        frame("é".encode("latin-1")),  # text that is not UTF-8
+        frame(b"z" * 200, first=0x8A),  # a control frame over 125 bytes
+        frame(b"z" * 1025),  # over the size limit
+        bytes([0x81, 2]) + b"{}",  # not masked
+    ],
+)
+def test_any_other_frame_and_all_after_it_go_to_wsproto(odd):
+    frames, connection, heard = reader(limit=1024)
+    after = frame(b'{"event":"later"}')
+    # The odd one arrives in two pieces: handed over whole, from its first byte on.
+    handed = frames.take(frame(b"first") + odd[:3]) + frames.take(odd[3:] + after)
+    assert handed == odd + after
+    assert frames.take(after) == after  # handed over for good: wsproto's state is its own
+    assert heard == ["first"]
+
+
+def test_what_wsproto_is_handed_it_answers_as_before():
+    """Bad text closes with 1007, a fragmented message still arrives whole, and frames after
+    the hand-over keep their order."""
+    for odd, heard_after, closed_with in (
+        (frame(b"\xff\xfe"), [], 1007),
+        (frame(b"frag", first=0x01) + frame(b"ment", first=0x80), ["fragment", "after"], None),
+    ):
+        server_side, client = gevent.socket.socketpair()
+        try:
+            ws = Server(handshake(server_side), thread_class=InlineReader, event_class=Arrivals)
+            heard = []
+
+            def on_arrival(ws=ws, heard=heard):
+                while ws.input_buffer:
+                    heard.append(ws.input_buffer.pop(0))
+
+            ws.event.on_arrival = on_arrival
+
+            def peer(client=client, odd=odd):
+                assert b"101 Switching Protocols" in client.recv(4096)
+                client.sendall(frame(b"before") + odd + frame(b"after"))
+                client.sendall(frame((1000).to_bytes(2), first=0x88))
+                replies = b""
+                while chunk := client.recv(4096):
+                    replies += chunk
+                return replies
+
+            answered = gevent.spawn(peer)
+            with gevent.Timeout(5):
+                ws.thread.run()
+                replies = answered.get()
+            assert heard == ["before", *heard_after]
+            assert replies[:1] == b"\x88"  # a close frame
+            code = int.from_bytes(replies[2:4])
+            assert code == (closed_with or 1000)
+        finally:
+            client.close()
+            server_side.close()
 
 
 def test_each_message_is_handled_as_it_is_read_and_run_returns_once_the_peer_closed():
