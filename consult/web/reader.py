@@ -136,7 +136,9 @@ class ClientFrames:
             if end < head + 4:  # the header is not all here yet
                 break
             if size >= 126:
-                size = int.from_bytes(buffer[at + 2 : head])
+                size, shortest = int.from_bytes(buffer[at + 2 : head]), _SHORTEST[size]
+                if size < shortest:  # a length in more bytes than needed: wsproto refuses it
+                    return self._hand_over(buffer[at:])
             if size > limit or (first != _TEXT and (first != _PONG or size > 125)):
                 return self._hand_over(buffer[at:])
             start = head + 4
@@ -162,6 +164,7 @@ class ClientFrames:
 
 
 _EXTENDED = {126: 2, 127: 8}  # bytes of extended payload length (RFC 6455, 5.2)
+_SHORTEST = {126: 126, 127: 1 << 16}  # the least length each may carry: the shortest form
 _TEXT = 0x81  # FIN, no reserved bits, opcode 1
 _PONG = 0x8A  # FIN, no reserved bits, opcode 10
 

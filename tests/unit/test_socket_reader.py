@@ -67,6 +67,8 @@ def test_whole_text_frames_and_pongs_are_read_without_wsproto_however_they_are_c
         frame(b"z" * 200, first=0x8A),  # a control frame over 125 bytes
         frame(b"z" * 1025),  # over the size limit
         bytes([0x81, 2]) + b"{}",  # not masked
+        bytes([0x81, 0x80 | 126, 0, 2]) + b"\0\0\0\0{}",  # a 2-byte length in 16 bits
+        bytes([0x81, 0x80 | 127]) + (300).to_bytes(8) + b"\0\0\0\0" + b"x" * 300,
     ],
 )
 def test_any_other_frame_and_all_after_it_go_to_wsproto(odd):
