@@ -77,8 +77,6 @@ class SocketConnection:
         "_writer",
         "_closed",
         "_cut_next_turn",
-        "_held",
-        "_holder",
     )
 
     def __init__(
@@ -102,8 +100,6 @@ class SocketConnection:
         self._writer = None
         self._closed = False
         self._cut_next_turn = False
-        self._held: list[bytes] | None = None  # frames held while this socket's frame is handled
-        self._holder = None  # the greenlet handling it
         self.frames = rate_limits.FrameBudget(app.config["SOCKET_FRAMES_PER_SECOND"])
 
     def deliver(self, event: Event) -> None:
@@ -117,28 +113,9 @@ class SocketConnection:
                 self.close_after(_SIGN_OFF)
             return
         if self._writer is None and not self.html:  # nothing queued: no greenlet needed
-            if self._held is not None:
-                if gevent.getcurrent() is self._holder:
-                    self._held.append(event.framed)
-                    return
-                self._release()  # another greenlet's event: what was held goes first
             self._send_now(event.framed)
         else:
             self._enqueue(event)
-
-    def hold(self) -> None:
-        """Hold back the frames the current greenlet delivers to this socket until `release`:
-        an end's `consult:ended` and its answer then leave in one write, not two."""
-        self._held, self._holder = [], gevent.getcurrent()
-
-    def release(self) -> None:
-        """Send what was held, in one write."""
-        self._release()
-
-    def _release(self) -> None:
-        held, self._held, self._holder = self._held, None, None
-        if held:
-            self._send_now(held[0] if len(held) == 1 else b"".join(held))
 
     def _send_now(self, frame: bytes) -> bool:
         """Send what the kernel takes at once and queue the rest for the writer; False if
@@ -156,8 +133,6 @@ class SocketConnection:
         return True
 
     def _enqueue(self, item) -> None:
-        if self._held:  # held frames go before anything queued after them
-            self._release()
         if self._closed:
             return
         if self._queue is None:
@@ -372,7 +347,6 @@ def _handle_arrivals(connection: SocketConnection) -> None:
     buffer = connection.ws.input_buffer
     while buffer:
         raw = buffer.pop(0)
-        connection.hold()
         try:
             _handle(connection, raw)
         except Exception:
@@ -380,7 +354,6 @@ def _handle_arrivals(connection: SocketConnection) -> None:
             buffer.clear()
             connection.close()
         finally:
-            connection.release()
             db.session.remove()
 
 
