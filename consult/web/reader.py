@@ -8,8 +8,9 @@ frames, and the reader a Thread with its locks and events: ~11 KB of a socket's 
 (bench/mem.py). Two of simple-websocket's options let the handler run the reader itself:
 
 - `InlineReader`, its `thread_class`, starts nothing: `sockets.serve` calls `run()`, which
-  is simple-websocket's reader loop, and it returns once the connection has closed (its
-  socket closes by lingering: `linger.LingeringSocket`).
+  is simple-websocket's reader loop (with the frames clients send all the time read by
+  `ClientFrames`, not wsproto), and it returns once the connection has closed (its socket
+  closes by lingering: `linger.LingeringSocket`).
 - `Arrivals`, its `event_class`, is what the reader sets each time it has added a message
   to `input_buffer`, and when the connection ends: it calls `on_arrival`, which handles
   what arrived, in that same greenlet. Nobody waits on it: `receive()` is not used.
