@@ -4,6 +4,7 @@ own), their sockets, and Debian's Chromium driven by pytest-playwright."""
 import os
 import re
 import shutil
+import socket
 
 import pytest
 from playwright.sync_api import Browser
@@ -45,16 +46,36 @@ def _console_watch():
 
 
 def _server_gone(messages: list[str]) -> list[str]:
-    """Without what a page logs once its server has stopped (a module's server, stopped
-    while a page of it was still open in the worker's browser): a refused connection, and
-    htmx's note of the failed socket on that same page. No app can cause either."""
-    gone = {m.split(": ", 1)[0] for m in messages if "net::ERR_CONNECTION_REFUSED" in m}
+    """Without what a page logs once its server has stopped (a module's server, or a test's
+    own, stopped while a page of it was still open in the worker's browser): a refused
+    connection; a reset one to a server that no longer listens (a reconnect the kernel had
+    queued when the server closed its listening socket); and htmx's note of the failed
+    socket on that same page. No app can cause either."""
+    gone = {
+        m.split(": ", 1)[0]
+        for m in messages
+        if "net::ERR_CONNECTION_REFUSED" in m
+        or ("net::ERR_CONNECTION_RESET" in m and not _listening(m))
+    }
     return [
         m
         for m in messages
         if "net::ERR_CONNECTION_REFUSED" not in m
+        and not ("net::ERR_CONNECTION_RESET" in m and not _listening(m))
         and not (m.split(": ", 1)[0] in gone and "[object Event]" in m)
     ]
+
+
+def _listening(message: str) -> bool:
+    """Whether anything still listens at the first local address the message names."""
+    found = re.search(r"//(127\.0\.0\.1|localhost):(\d+)/", message)
+    if found is None:
+        return True  # nothing to check: keep the message
+    try:
+        socket.create_connection((found[1], int(found[2])), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture(autouse=True)
