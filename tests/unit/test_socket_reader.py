@@ -55,22 +55,26 @@ def test_whole_text_frames_and_pongs_are_read_without_wsproto_however_they_are_c
         assert heard == texts and connection.pong_received
 
 
-@pytest.mark.parametrize(
-    "odd",
-    [
-        frame(b"part", first=0x01),  # a fragment: FIN clear
-        frame(b"\x00\x01", first=0x82),  # binary
-        frame(b"", first=0x89),  # a ping, answered by wsproto
-        frame(b"\x03\xe8", first=0x88),  # a close
-        frame(b"{}", first=0xC1),  # a reserved bit
-        frame("é".encode("latin-1")),  # text that is not UTF-8
-        frame(b"z" * 200, first=0x8A),  # a control frame over 125 bytes
-        frame(b"z" * 1025),  # over the size limit
-        bytes([0x81, 2]) + b"{}",  # not masked
-        bytes([0x81, 0x80 | 126, 0, 2]) + b"\0\0\0\0{}",  # a 2-byte length in 16 bits
-        bytes([0x81, 0x80 | 127]) + (300).to_bytes(8) + b"\0\0\0\0" + b"x" * 300,
-    ],
-)
+KEY = b"\x37\xfa\x21\x3d"  # fixed: parameters must be the same in every test worker
+ODD_FRAMES = {
+    "a fragment (FIN clear)": frame(b"part", first=0x01, mask=KEY),
+    "binary": frame(b"\x00\x01", first=0x82, mask=KEY),
+    "a ping, answered by wsproto": frame(b"", first=0x89, mask=KEY),
+    "a close": frame(b"\x03\xe8", first=0x88, mask=KEY),
+    "a reserved bit": frame(b"{}", first=0xC1, mask=KEY),
+    "text that is not UTF-8": frame("é".encode("latin-1"), mask=KEY),
+    "a control frame over 125 bytes": frame(b"z" * 200, first=0x8A, mask=KEY),
+    "over the size limit": frame(b"z" * 1025, mask=KEY),
+    "not masked": bytes([0x81, 2]) + b"{}",
+    "a 2-byte length in 16 bits": bytes([0x81, 0x80 | 126, 0, 2]) + b"\0\0\0\0{}",
+    "a 300-byte length in 64 bits": bytes([0x81, 0x80 | 127])
+    + (300).to_bytes(8)
+    + b"\0\0\0\0"
+    + b"x" * 300,
+}
+
+
+@pytest.mark.parametrize("odd", ODD_FRAMES.values(), ids=ODD_FRAMES.keys())
 def test_any_other_frame_and_all_after_it_go_to_wsproto(odd):
     frames, connection, heard = reader(limit=1024)
     after = frame(b'{"event":"later"}')
