@@ -111,7 +111,9 @@ class ClientFrames:
     after. The first frame of any other kind (a fragment, a binary or close or ping frame,
     reserved bits, an unmasked frame, one over the size limit, text that is not UTF-8)
     and everything after it go to wsproto, which answers it as it always did (a close
-    with 1002, 1007 or 1009, a pong, a binary message).
+    with 1002, 1007 or 1009, a pong, a binary message). Once a handler has closed the
+    connection, nothing more is read from it (simple-websocket went on handling what had
+    arrived with the closing frame).
     """
 
     __slots__ = ("_connection", "_pending", "_handed_over")
@@ -127,7 +129,8 @@ class ClientFrames:
             return data
         buffer = self._pending + data if self._pending else data
         connection, at, end = self._connection, 0, len(buffer)
-        limit = connection.max_message_size or 1 << 63
+        # No limit set: still below 2**63, which wsproto refuses as a length (RFC 6455, 5.2).
+        limit = connection.max_message_size or (1 << 63) - 1
         while end - at >= 2 and connection.connected:
             first, second = buffer[at], buffer[at + 1]
             if not second & 0x80:  # a client's frame must be masked: wsproto says so

@@ -77,7 +77,7 @@ ODD_FRAMES = {
 @pytest.mark.parametrize("odd", ODD_FRAMES.values(), ids=ODD_FRAMES.keys())
 def test_any_other_frame_and_all_after_it_go_to_wsproto(odd):
     frames, connection, heard = reader(limit=1024)
-    after = frame(b'{"event":"later"}')
+    after = frame(b'{"event":"later"}', mask=KEY)
     # The odd one arrives in two pieces: handed over whole, from its first byte on.
     handed = frames.take(frame(b"first") + odd[:3]) + frames.take(odd[3:] + after)
     assert handed == odd + after
@@ -86,11 +86,13 @@ def test_any_other_frame_and_all_after_it_go_to_wsproto(odd):
 
 
 def test_what_wsproto_is_handed_it_answers_as_before():
-    """Bad text closes with 1007, a fragmented message still arrives whole, and frames after
-    the hand-over keep their order."""
-    for odd, heard_after, closed_with in (
-        (frame(b"\xff\xfe"), [], 1007),
-        (frame(b"frag", first=0x01) + frame(b"ment", first=0x80), ["fragment", "after"], None),
+    """Bad text closes with 1007, a ping is answered with its pong, a fragmented message
+    still arrives whole, and frames after the hand-over keep their order."""
+    pong = b"\x8a\x02hi"  # the server's frames are not masked
+    for odd, heard_after, closed_with, first_answer in (
+        (frame(b"\xff\xfe"), [], 1007, b""),
+        (frame(b"hi", first=0x89), ["after"], None, pong),
+        (frame(b"frag", first=0x01) + frame(b"ment", first=0x80), ["fragment", "after"], None, b""),
     ):
         server_side, client = gevent.socket.socketpair()
         try:
@@ -117,9 +119,10 @@ def test_what_wsproto_is_handed_it_answers_as_before():
                 ws.thread.run()
                 replies = answered.get()
             assert heard == ["before", *heard_after]
-            assert replies[:1] == b"\x88"  # a close frame
-            code = int.from_bytes(replies[2:4])
-            assert code == (closed_with or 1000)
+            assert replies.startswith(first_answer)
+            close = replies[len(first_answer) :]
+            assert close[:1] == b"\x88"  # a close frame
+            assert int.from_bytes(close[2:4]) == (closed_with or 1000)
         finally:
             client.close()
             server_side.close()
@@ -168,3 +171,30 @@ def test_nobody_waits_on_arrivals():
     arrivals.set()
     arrivals.clear()
     assert calls == [1] and not arrivals.is_set()
+
+
+def test_an_unmasked_frame_is_handed_over_at_once_not_read_as_a_masked_one():
+    frames, connection, heard = reader()
+    unmasked = bytes([0x81, 5]) + b"hello"
+    assert frames.take(unmasked) == unmasked and heard == []
+
+
+def test_a_frame_at_the_limit_is_read_and_a_length_wsproto_refuses_is_handed_over():
+    frames, connection, heard = reader(limit=1024)
+    assert frames.take(frame(b"a" * 1024)) == b""
+    assert heard == ["a" * 1024]
+    frames, connection, heard = reader(limit=None)  # no limit: 2**63 is still no length
+    huge = bytes([0x81, 0x80 | 127]) + (1 << 63).to_bytes(8) + KEY + b"x" * 100
+    assert frames.take(huge) == huge
+
+
+def test_nothing_more_is_read_once_a_handler_has_closed_the_connection():
+    frames, connection, heard = reader()
+
+    def handle():
+        heard.append(connection.input_buffer.pop())
+        connection.connected = False  # as `SocketConnection.close` leaves it
+
+    connection.event = SimpleNamespace(set=handle)
+    assert frames.take(frame(b"closing") + frame(b"after")) == b""
+    assert heard == ["closing"]
