@@ -9,6 +9,10 @@ each commit: it returns once an fsync of the WAL that began after that commit ha
 finished. One fsync runs at a time, in a thread of gevent's pool so the other greenlets
 go on; every commit made meanwhile is covered by the next one. An answer or an event
 leaves only after its transaction's `wait`, so whatever a client has heard is on disk.
+The sync is `fdatasync`, as SQLite's own syncs of the WAL on Linux: it writes the data
+and whatever reading it back needs (the file's size, when the WAL grew), not its times;
+a new WAL's directory entry gets an fsync of the directory. Against `fsync`: p50 1.27
+against 1.32 ms, p99 4.4 against 5.4 ms at 200 ends/s (`bench/ab`, three rounds).
 
 A plain read that sees another request's commit may answer before that commit's fsync:
 only a power loss within that millisecond can take back what it showed.
@@ -62,7 +66,7 @@ class WalSync:
     """Shares one fsync of a SQLite database's WAL among the commits waiting for one, and
     checkpoints the WAL off the event loop."""
 
-    def __init__(self, database: str, fsync=os.fsync):
+    def __init__(self, database: str, fsync=os.fdatasync):
         self._database = database
         self._checkpointed = 0  # the ticket at the last checkpoint's start
         self._checkpointing = False
