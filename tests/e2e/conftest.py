@@ -51,19 +51,19 @@ def _server_gone(messages: list[str]) -> list[str]:
     connection; a reset one to a server that no longer listens (a reconnect the kernel had
     queued when the server closed its listening socket); and htmx's note of the failed
     socket on that same page. No app can cause either."""
-    gone = {
-        m.split(": ", 1)[0]
-        for m in messages
-        if "net::ERR_CONNECTION_REFUSED" in m
-        or ("net::ERR_CONNECTION_RESET" in m and not _listening(m))
-    }
+    stopped = [m for m in messages if _to_a_stopped_server(m)]
+    gone = {m.split(": ", 1)[0] for m in stopped}
     return [
         m
         for m in messages
-        if "net::ERR_CONNECTION_REFUSED" not in m
-        and not ("net::ERR_CONNECTION_RESET" in m and not _listening(m))
-        and not (m.split(": ", 1)[0] in gone and "[object Event]" in m)
+        if m not in stopped and not (m.split(": ", 1)[0] in gone and "[object Event]" in m)
     ]
+
+
+def _to_a_stopped_server(message: str) -> bool:
+    return "net::ERR_CONNECTION_REFUSED" in message or (
+        "net::ERR_CONNECTION_RESET" in message and not _listening(message)
+    )
 
 
 def _listening(message: str) -> bool:
