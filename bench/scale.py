@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -126,6 +127,43 @@ def busy_percent(pids: list[int], seconds: float) -> float:
     time.sleep(seconds)
     used = sum(cpu_seconds(p) for p in pids) - before
     return 100 * used / (time.monotonic() - t0)
+
+
+class MachineLoad:
+    """How busy the machine's CPUs were (all of them, from /proc/stat) while a load ran:
+    what gunicorn's workers share with PostgreSQL, Redis and the load client. Sampled every
+    half second in a thread; `busy_percent` reads the last seconds (the measured phase)."""
+
+    def __init__(self, every: float = 0.5):
+        self.every = every
+        self.samples: list[tuple[float, int, int]] = []  # (monotonic, busy, all jiffies)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "MachineLoad":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            with open("/proc/stat") as stat:
+                user, nice, system, idle, iowait, irq, softirq, steal = map(
+                    int, stat.readline().split()[1:9]
+                )
+            busy = user + nice + system + irq + softirq
+            self.samples.append((time.monotonic(), busy, busy + idle + iowait + steal))
+            if self._stop.wait(self.every):
+                return
+
+    def busy_percent(self, last_seconds: float) -> float:
+        """Share of all CPUs busy over the last `last_seconds` sampled."""
+        end = self.samples[-1]
+        start = next(s for s in self.samples if s[0] >= end[0] - last_seconds)
+        return round(100 * (end[1] - start[1]) / max(1, end[2] - start[2]), 1)
 
 
 # ---------------------------------------------------------------- one SQLite server
@@ -455,7 +493,15 @@ class Cluster:
         """One open-loop run of the shared loadgen: `rate` ends/s for `seconds`."""
         loadgen = Path(node_modules()).parent / "loadgen.mjs"
         pids = children(master)
-        out = subprocess.run(
+        with MachineLoad() as machine:
+            out = self._loadgen(loadgen, rate, seconds)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["workerCpuS"] = round(sum(cpu_seconds(p) for p in pids), 1)
+        result["machineBusyPct"] = machine.busy_percent(result.get("measureS") or seconds)
+        return result
+
+    def _loadgen(self, loadgen: Path, rate: int, seconds: float):
+        return subprocess.run(
             [
                 "taskset",
                 "-c",
@@ -483,9 +529,6 @@ class Cluster:
             text=True,
             timeout=900,
         )
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        result["workerCpuS"] = round(sum(cpu_seconds(p) for p in pids), 1)
-        return result
 
     def close(self) -> None:
         redis_flush()
@@ -535,9 +578,10 @@ def workers_scenario(procs: Processes, env: dict, rates: list[int], seconds: flo
 def brief(run: dict) -> str:
     if run.get("p50") is None:  # nothing completed: say what the load client said
         return json.dumps(run)[:400]
+    machine = f", both cores {run['machineBusyPct']} % busy" if "machineBusyPct" in run else ""
     return (
         f"p50 {run['p50']} ms, p99 {run['p99']} ms, errors {run['errors']}, "
-        f"timed out {run['timedOut']}, achieved {run['achievedRate']}/s"
+        f"timed out {run['timedOut']}, achieved {run['achievedRate']}/s{machine}"
     )
 
 
@@ -595,11 +639,19 @@ def table(results: dict) -> list[str]:
         one = [r["workers"]["1"]["maxSustained"] for r in rounds]
         two = [r["workers"]["2"]["maxSustained"] for r in rounds]
         ratios = [round(b / a, 2) if a else 0 for a, b in zip(one, two, strict=True)]
+        busy = [b for r in rounds if (b := _busy_at_best(r["workers"]["1"])) is not None]
         lines.append(
             f"| ends/s sustained, 2 workers / 1 | ≥ 1.8× | {spread(ratios)}× "
-            f"({spread(two)} / {spread(one)} ends/s) | PostgreSQL + Redis, p99 ≤ 100 ms |"
+            f"({spread(two)} / {spread(one)} ends/s) | PostgreSQL + Redis, p99 ≤ 100 ms; "
+            f"both cores {spread(busy) if busy else '?'} % busy at one worker's best rate |"
         )
     return lines
+
+
+def _busy_at_best(found: dict) -> float | None:
+    """How busy the machine was at the highest rate this worker count sustained."""
+    best = [r for r in found["runs"] if r["rate"] == found["maxSustained"]]
+    return best[0].get("machineBusyPct") if best else None
 
 
 def main() -> None:

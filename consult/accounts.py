@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import passwords
+from . import off_the_loop, passwords
 from .db import UTCDateTime, db, write_transaction
 from .errors import Conflict, Forbidden, Invalid
 
@@ -172,7 +172,7 @@ def create_user(
     user = User(
         username=username,
         display_name=(display_name or username).strip()[:80],
-        password_hash=generate_password_hash(password),
+        password_hash=hash_password(password),
         role=role,
         rate_paise_per_minute=rate_paise_per_minute if role == "astrologer" else None,
         speciality=speciality,
@@ -189,6 +189,22 @@ def create_user(
     except IntegrityError:
         raise Conflict("That username is taken") from None
     return user
+
+
+# Password hashes run in a thread of their own. Each costs ~95 ms of CPU (scrypt, with
+# hashlib letting go of the GIL): on the event loop a sign-up or a sign-in stalled every
+# socket of the process that long (an end, a chat message), and in gevent's shared pool an
+# fsync of the WAL would wait behind it. One thread: sign-ins queue there, not the sessions.
+_HASHING = off_the_loop.OwnPool(1)
+
+
+def hash_password(password: str) -> str:
+    # The module's name looked up at each call: tests and benchmarks swap in a cheap hash.
+    return off_the_loop.run(generate_password_hash, password, pool=_HASHING)
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    return off_the_loop.run(check_password_hash, password_hash, password, pool=_HASHING)
 
 
 class Suspended(Forbidden):
@@ -211,9 +227,9 @@ def authenticate(username, password) -> User | None:
         return None
     user = db.session.scalar(select(User).where(User.username == normal_username(username)))
     if user is None:
-        check_password_hash(_nobodys_hash(), password)
+        _password_matches(_nobodys_hash(), password)
         return None
-    if not check_password_hash(user.password_hash, password):
+    if not _password_matches(user.password_hash, password):
         return None
     if user.is_suspended:
         raise Suspended(SUSPENDED)
@@ -223,7 +239,7 @@ def authenticate(username, password) -> User | None:
 @functools.cache
 def _nobodys_hash() -> str:
     """A hash in the production format (so it costs what a real check costs), of a random secret."""
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def user_for_sign_in(remembered: str) -> User | None:

@@ -31,35 +31,9 @@ import sqlite3
 import threading
 from contextlib import closing
 
-from . import metrics
-
-
-def _off_the_loop(function, *args):
-    """Run a blocking call in a real thread when gevent drives this process, so the other
-    greenlets run meanwhile; call it directly otherwise."""
-    from gevent import monkey
-
-    if monkey.is_module_patched("threading"):
-        import gevent
-
-        return gevent.get_hub().threadpool.apply(function, args)
-    return function(*args)
-
+from . import metrics, off_the_loop
 
 CHECKPOINT_EVERY = 100  # commits; an end writes ~10 pages, SQLite's own mark is 1,000
-
-
-def _in_background(function) -> None:
-    """Start a blocking call in a real thread and return at once (gevent); call it directly
-    otherwise."""
-    from gevent import monkey
-
-    if monkey.is_module_patched("threading"):
-        import gevent
-
-        gevent.spawn(_off_the_loop, function)
-    else:
-        function()
 
 
 class WalSync:
@@ -89,12 +63,12 @@ class WalSync:
             covered = max(self._issued, ticket)
             fd = self._wal_fd()
             if fd is not None:
-                _off_the_loop(self._fsync, fd)
+                off_the_loop.run(self._fsync, fd)
             metrics.wal_synced(covered - self._synced)
             self._synced = covered
         if ticket - self._checkpointed >= CHECKPOINT_EVERY and not self._checkpointing:
             self._checkpointing, self._checkpointed = True, ticket
-            _in_background(self._checkpoint)
+            off_the_loop.start(self._checkpoint)
 
     def _checkpoint(self) -> None:
         """Copy the WAL's committed pages into the database, never waiting on a lock."""
