@@ -497,7 +497,8 @@ class Cluster:
             out = self._loadgen(loadgen, rate, seconds)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         result["workerCpuS"] = round(sum(cpu_seconds(p) for p in pids), 1)
-        result["machineBusyPct"] = machine.busy_percent(result.get("measureS") or seconds)
+        if not result.get("timedOut"):  # else its last seconds are the wait for time-outs
+            result["machineBusyPct"] = machine.busy_percent(result.get("measureS") or seconds)
         return result
 
     def _loadgen(self, loadgen: Path, rate: int, seconds: float):
