@@ -26,8 +26,10 @@ def fonts_drawing(page, selector: str) -> dict[str, int]:
     return {f["familyName"]: f["glyphCount"] for f in fonts}
 
 
-FONT_LOADED = """() => document.fonts.ready.then(() => [...document.fonts].some(
-    f => f.family.replace(/"/g, "") === "Noto Sans Devanagari" && f.status === "loaded"))"""
+# Polled, not read once: `document.fonts.ready` can settle before layout has even asked for
+# the face (CI saw it resolve with the font still unloaded), so wait for the face itself.
+FONT_LOADED = """() => [...document.fonts].some(
+    f => f.family.replace(/"/g, "") === "Noto Sans Devanagari" && f.status === "loaded")"""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def test_the_switch_turns_the_pages_hindi_with_their_font(browser, server, batch
     expect(page).to_have_url(server.url + "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("ज्योतिषी से अभी बात करें")
     expect(page.get_by_role("button", name="हिन्दी")).to_have_attribute("aria-pressed", "true")
-    assert page.evaluate(FONT_LOADED), "Noto Sans Devanagari did not load"
+    page.wait_for_function(FONT_LOADED, timeout=10_000)  # raises if it never loads
     # Drawn with it, not with a system font's boxes: a system font draws the spaces alone.
     for element in ("nav a", "h1"):
         drawn = fonts_drawing(page, element)
