@@ -110,9 +110,12 @@ def write_transaction():
     wait_durable(session.get_bind())
 
 
-def wait_durable(engine) -> None:
+def wait_durable(engine, meanwhile=None) -> None:
     """Return once what this engine has committed is on disk: at once where every commit
-    fsyncs (PostgreSQL, SQLite without group commit), after the shared fsync otherwise."""
+    fsyncs (PostgreSQL, SQLite without group commit), after the shared fsync otherwise.
+    `meanwhile` (if any) is called before, while the disk syncs where it has to."""
     wal_sync = _wal_syncs.get(engine)
     if wal_sync is not None:
-        wal_sync.wait()
+        wal_sync.wait(meanwhile)
+    elif meanwhile is not None:
+        meanwhile()
