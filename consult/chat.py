@@ -72,7 +72,7 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Po
     if not is_id(consultation_id):
         raise NotFound(consultations.SESSION_NOT_FOUND)
     sender_id = sender.id
-    with statements.transaction() as durable:
+    with statements.transaction():
         row = _PARTIES.run({"id": consultation_id}).one_or_none()
         if row is None or sender_id not in (row.user_id, row.astrologer_id):
             raise NotFound(consultations.SESSION_NOT_FOUND)
@@ -82,12 +82,10 @@ def post_message(sender, consultation_id, text, *, at: datetime, hub: Hub) -> Po
         if row.status != consultations.ACTIVE:
             raise Conflict("Session has ended")
         values = dict(consultation_id=consultation_id, sender_id=sender_id, text=text, sent_at=at)
-        message = Posted(_INSERT.run(values).scalar_one(), **values)
-        durable.meanwhile(_message_event, message)  # built while the commit reaches the disk
-    hub.publish((row.user_id, row.astrologer_id), durable.result)
+        message_id = _INSERT.run(values).scalar_one()
+    message = Posted(message_id, **values)
+    hub.publish(
+        (row.user_id, row.astrologer_id),
+        Event("chat:message", {"sessionId": consultation_id, **wire.message(message)}),
+    )
     return message
-
-
-def _message_event(message: Posted) -> Event:
-    data = {"sessionId": message.consultation_id, **wire.message(message)}
-    return Event("chat:message", data).framed_now()

@@ -110,12 +110,9 @@ def write_transaction():
     wait_durable(session.get_bind())
 
 
-def wait_durable(engine, meanwhile=None) -> None:
+def wait_durable(engine) -> None:
     """Return once what this engine has committed is on disk: at once where every commit
-    fsyncs (PostgreSQL, SQLite without group commit), after the shared fsync otherwise.
-    `meanwhile` (if any) is called before, while the disk syncs where it has to."""
+    fsyncs (PostgreSQL, SQLite without group commit), after the shared fsync otherwise."""
     wal_sync = _wal_syncs.get(engine)
     if wal_sync is not None:
-        wal_sync.wait(meanwhile)
-    elif meanwhile is not None:
-        meanwhile()
+        wal_sync.wait()

@@ -29,16 +29,11 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
 from contextlib import closing
 
 from . import metrics, off_the_loop
 
 CHECKPOINT_EVERY = 100  # commits; an end writes ~10 pages, SQLite's own mark is 1,000
-
-
-def _nothing() -> None:
-    pass
 
 
 class WalSync:
@@ -58,27 +53,17 @@ class WalSync:
         self._issued = 0  # the latest ticket (may lag a moment between OS threads)
         self._synced = 0  # tickets covered by the last finished fsync
 
-    def wait(self, meanwhile: Callable[[], None] | None = None) -> None:
-        """Return once everything committed before this call is on disk, having called
-        `meanwhile` (if given) while the disk syncs: work that needs the commit but must not
-        be seen before it is durable, such as building the frames of its events."""
+    def wait(self) -> None:
+        """Return once everything committed before this call is on disk."""
         ticket = self._issued = next(self._tickets)
-        meanwhile = meanwhile or _nothing
-        if self._lock.locked():  # an fsync begun before our commit: ours comes after it
-            meanwhile()
-            meanwhile = _nothing
         with self._lock:
             if self._synced >= ticket:  # an fsync that began after our commit covered it
-                meanwhile()
                 return
             # Every ticket issued so far belongs to a finished commit: this fsync covers it.
             covered = max(self._issued, ticket)
             fd = self._wal_fd()
-            synced = off_the_loop.begin(self._fsync, fd) if fd is not None else _nothing
-            try:
-                meanwhile()
-            finally:
-                synced()
+            if fd is not None:
+                off_the_loop.run(self._fsync, fd)
             metrics.wal_synced(covered - self._synced)
             self._synced = covered
         if ticket - self._checkpointed >= CHECKPOINT_EVERY and not self._checkpointing:

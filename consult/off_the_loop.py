@@ -28,17 +28,6 @@ def run(function, *args, pool: "OwnPool | None" = None):
     return threads.apply(function, args)
 
 
-def begin(function, *args):
-    """Start `function(*args)` in a thread of gevent's shared pool and return at once, with
-    a call that waits for its result (raising what it raised); the greenlet goes on
-    meanwhile. Without gevent it runs now."""
-    hub = _gevent_hub()
-    if hub is None:
-        result = function(*args)
-        return lambda: result
-    return hub.threadpool.spawn(function, *args).get
-
-
 def start(function) -> None:
     """Start `function()` in a thread and return at once (without gevent: call it now)."""
     if _gevent_hub() is None:

@@ -38,12 +38,6 @@ class Event:
         """`frame` as a WebSocket text frame, built once for all its sockets."""
         return frames.text(self.frame)
 
-    def framed_now(self) -> "Event":
-        """The event with its frame built already (while a commit syncs, say), not at its
-        first send."""
-        _ = self.framed
-        return self
-
 
 class Connection(Protocol):
     user_id: int

@@ -13,7 +13,6 @@ listeners still hear each one (the statement-count tests listen there).
 """
 
 import contextvars
-import functools
 import weakref
 from collections import namedtuple
 from contextlib import contextmanager
@@ -97,10 +96,9 @@ def transaction():
     begin and commit events and state, the release), a third of a chat message's CPU in
     the server. This checks a DB-API connection out of the engine's pool, begins (taking
     SQLite's write lock at once, `BEGIN IMMEDIATE`), runs the block's statements on it,
-    commits, or rolls back on any error, and returns once the commit is durable (having
-    run what the block left for the meantime: see `Durable`). Nothing in the block may
-    use the session: it would run on another connection, outside this transaction (and on
-    SQLite wait for the lock this one holds), so it raises instead.
+    commits, or rolls back on any error, and returns once the commit is durable. Nothing in
+    the block may use the session: it would run on another connection, outside this
+    transaction (and on SQLite wait for the lock this one holds), so it raises instead.
     """
     if _lean.get() is not None:
         raise RuntimeError("lean transactions do not nest")
@@ -117,11 +115,10 @@ def transaction():
         pooled.invalidate,
     )
     token = _lean.set(place)
-    durable = Durable()
     try:
         if place.dialect.name == "sqlite":  # PostgreSQL's driver begins by itself
             _execute(place, "BEGIN IMMEDIATE", ())
-        yield durable
+        yield
         try:
             pooled.commit()
         except place.dialect.loaded_dbapi.Error as error:
@@ -141,26 +138,7 @@ def transaction():
         kept.put(pooled)
     else:
         pooled.close()
-    wait_durable(engine, durable._run if durable._work else None)
-
-
-class Durable:
-    """What a lean transaction yields: its block may leave work for the moments its commit
-    spends reaching the disk (building the events it will publish, say), work that needs
-    the commit's outcome but announces nothing. It runs only if the block commits, and its
-    result is `result` once the transaction has returned."""
-
-    __slots__ = ("_work", "result")
-
-    def __init__(self):
-        self._work, self.result = None, None
-
-    def meanwhile(self, work, *args) -> None:
-        """Have `work(*args)` called after the commit, before the transaction returns."""
-        self._work = functools.partial(work, *args)
-
-    def _run(self) -> None:
-        self.result = self._work()
+    wait_durable(engine)
 
 
 class _Kept:

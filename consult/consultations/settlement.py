@@ -100,7 +100,7 @@ def end_session(
         raise ValueError(f"unknown end reason {reason!r}")
     began = time.perf_counter()
     try:
-        with transaction() as durable:  # statements alone: no session, a tenth of its Python
+        with transaction():  # statements alone: no session, a tenth of its Python
             # The row lock comes first: concurrent retries with one key queue behind it and
             # then find the first one's answer.
             row = _locked_row(consultation_id)
@@ -128,15 +128,13 @@ def end_session(
                     wire.end_answer(outcome, viewer_id=actor_id),
                     at,
                 )
-            if not outcome.already_ended:  # framed while the commit reaches the disk
-                durable.meanwhile(_end_events, outcome)
     except (IntegrityError, _LostRace):
         # Defence in depth: should a second writer ever get past the lock, the
         # compare-and-set or the unique settlement constraint stops it, and its
         # transaction rolls back whole.
         return EndOutcome(Ended.of(session_row(consultation_id)), already_ended=True)
     if not outcome.already_ended:
-        for user_ids, event in durable.result:
+        for user_ids, event in _end_events(outcome):
             hub.publish(user_ids, event)
         live.changed(hub, [row.id])
         if row.astrologer_max_sessions is not None:  # a chat freed under the astrologer's cap
@@ -283,7 +281,6 @@ def _settle(
 
 
 def _end_events(outcome: EndOutcome) -> list[tuple[tuple[int, ...], Event]]:
-    """Whom each of the end's events goes to, each event framed (once, for every socket)."""
     ended = outcome.consultation
     parties = (ended.user_id, ended.astrologer_id)
     events = [
@@ -315,7 +312,7 @@ def _end_events(outcome: EndOutcome) -> list[tuple[tuple[int, ...], Event]]:
                 Event("wallet:updated", {"balancePaise": ended.balance_after_paise}),
             )
         )
-    return [(user_ids, event.framed_now()) for user_ids, event in events]
+    return events
 
 
 def end_by_party(caller, consultation_id, **end) -> EndOutcome:

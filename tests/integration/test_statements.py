@@ -130,28 +130,6 @@ def test_a_lean_transaction_commits_and_the_session_then_sees_it(app):
     assert db.session.get(Transfer, transfer_id).memo == "lean"
 
 
-def test_work_left_for_the_meantime_runs_after_the_commit_and_only_after_one(app):
-    """What a block leaves for the moments its commit reaches the disk (an end's events)
-    sees the commit; a block that rolls back leaves nothing to run."""
-    seen = []
-
-    def look(transfer_id):
-        seen.append(TRANSFER.run({"id": transfer_id}).one_or_none())  # outside the block
-        return "built"
-
-    with statements.transaction() as durable:
-        transfer_id = INSERT_TRANSFER.run(_transfer(memo="meanwhile")).scalar_one()
-        durable.meanwhile(look, transfer_id)
-        assert seen == []  # not yet: only once committed
-    assert durable.result == "built" and seen[0].memo == "meanwhile"
-
-    with pytest.raises(RuntimeError, match="no commit"), statements.transaction() as failed:
-        failed.meanwhile(look, INSERT_TRANSFER.run(_transfer()).scalar_one())
-        raise RuntimeError("no commit")
-    assert failed.result is None and len(seen) == 1
-    db.session.rollback()
-
-
 def test_a_lean_transaction_rolls_back_whole_on_any_error(app):
     with pytest.raises(RuntimeError, match="roll it all back"), statements.transaction():
         transfer_id = INSERT_TRANSFER.run(_transfer()).scalar_one()

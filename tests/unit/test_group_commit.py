@@ -1,18 +1,12 @@
 """The group commit's shared fsync: nobody returns before an fsync that began after their
 commit, and commits made while one runs share the next."""
 
-import json
 import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 from consult import metrics
 from consult.group_commit import WalSync
 from helpers.server import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlowFsync:
@@ -95,66 +89,3 @@ def test_no_wal_means_nothing_to_fsync(tmp_path):
     (tmp_path / "consult.db-wal").write_bytes(b"again")
     sync.wait()
     assert len(calls) == 2
-
-
-def test_work_for_the_meantime_runs_while_an_earlier_fsync_is_under_way(tmp_path):
-    fsync = SlowFsync()
-    sync = WalSync(wal_of(tmp_path), fsync=fsync)
-    first = threading.Thread(target=sync.wait)
-    first.start()
-    assert fsync.first_started.wait(5)
-    ran = threading.Event()
-    later = threading.Thread(target=sync.wait, args=(ran.set,))
-    later.start()
-    assert ran.wait(5)  # ...without waiting for the fsync it cannot count on
-    assert later.is_alive() and len(fsync.calls) == 1
-    fsync.release.set()
-    for thread in (first, later):
-        thread.join(5)
-    assert len(fsync.calls) == 2 and not later.is_alive()
-
-
-# The fsync blocks its OS thread until the meantime's work releases it: were that work done
-# after the fsync (or the fsync on the loop's own thread), the fsync would give up after 5 s.
-OVERLAP = """
-from gevent import monkey
-
-monkey.patch_all()
-import json
-import os
-import sys
-
-from consult.group_commit import WalSync
-
-held = monkey.get_original("_thread", "allocate_lock")()
-held.acquire()
-steps = []
-
-
-def fsync(_fd):
-    steps.append("fsync ended" if held.acquire(timeout=5) else "fsync gave up")
-
-
-def meanwhile():
-    steps.append("meanwhile")
-    held.release()
-
-
-database = os.path.join(sys.argv[1], "consult.db")
-open(database + "-wal", "wb").close()
-WalSync(database, fsync=fsync).wait(meanwhile)
-steps.append("returned")
-print(json.dumps(steps))
-"""
-
-
-def test_work_for_the_meantime_runs_on_the_loop_while_its_own_fsync_runs(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-c", OVERLAP, str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == ["meanwhile", "fsync ended", "returned"]
