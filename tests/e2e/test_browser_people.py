@@ -13,7 +13,16 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers import PASSWORD
-from helpers.browser import PHONE, answered, checked, make_user, open_as, paise, shot
+from helpers.browser import (
+    PHONE,
+    answered,
+    browser_for,
+    checked,
+    make_user,
+    open_as,
+    paise,
+    shot,
+)
 from helpers.server import start_session, wait_until
 
 RATE = 6000  # ₹1.00 a second
@@ -117,6 +126,28 @@ def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename == "consult-audit.csv"
+
+
+def test_a_search_typed_before_the_scripts_ran_is_still_searched(browser, server, admin, contexts):
+    """The scripts are deferred: what an operator types before htmx has bound the search
+    form is searched once it has (CI once saw those keystrokes go unheard, the list left
+    unfiltered). htmx is held back here until the box has been filled."""
+    user, _other = make_user(server, 0), make_user(server, 0)  # the list holds two at least
+    context = browser_for(browser, server, admin)
+    contexts.append(context)
+    page = context.new_page()
+    held = []
+    page.route("**/vendor/htmx.min.js", lambda route: held.append(route))
+    with page.expect_request("**/vendor/htmx.min.js"):
+        page.goto(server.url + "/admin/people", wait_until="commit")
+    page.get_by_label("Username or name").fill(user.name.upper())
+    assert len(held) == 1, "htmx was not held back"
+    results = page.locator("#people-results")
+    expect(results).not_to_contain_text("1 person")  # everyone, as the page was drawn
+    held[0].continue_()
+    expect(results).to_contain_text("1 person")
+    expect(results.get_by_role("link", name=user.name)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"[?&]q=" + re.escape(user.name.upper())))
 
 
 @pytest.mark.console_allows(*answered(400))  # refusals the test asks for
