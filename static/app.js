@@ -1,6 +1,7 @@
-// Consult's small bit of browser glue: the live bill ticker, the End Session dialog,
-// the socket's connection state, and toasts. The server stays the source of truth:
-// the ticker only interpolates between the figures the server rendered.
+// Consult's small bit of browser glue: the live bill ticker, choices made before the
+// scripts ran, the End Session dialog, the socket's connection state, and toasts. The
+// server stays the source of truth: the ticker only interpolates between the figures the
+// server rendered.
 (function () {
   "use strict";
 
@@ -61,6 +62,27 @@
   }
   setInterval(tick, 1000);
   document.addEventListener("htmx:load", tick);
+
+  // --- a choice made before the deferred scripts ran (a search typed, a status picked) went
+  // to no one: htmx had not bound its element yet. htmx sets up on this same event, before
+  // this script's turn, so here every element an input or change trigger watches (a form:
+  // any of its fields) that no longer holds what the page was drawn with is heard now.
+  function edited(field) {
+    if (field.options) {
+      return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+    }
+    if (field.type === "checkbox") return field.checked !== field.defaultChecked;
+    if (field.type === "radio") return field.checked && !field.defaultChecked; // the one picked
+    return /^(text|search|number|email|tel|url|textarea)$/.test(field.type) && field.value !== field.defaultValue;
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[hx-trigger]").forEach(function (el) {
+      var trigger = el.getAttribute("hx-trigger");
+      if (!/\b(input|change)\b/.test(trigger)) return;
+      if (!Array.prototype.some.call(el.elements || [el], edited)) return;
+      htmx.trigger(el, /\bsubmit\b/.test(trigger) ? "submit" : /\bchange\b/.test(trigger) ? "change" : "input");
+    });
+  });
 
   // --- the End Session dialog
   document.addEventListener("htmx:load", function (event) {

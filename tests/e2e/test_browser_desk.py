@@ -87,6 +87,26 @@ def availability_of(user: Api, astrologer: Api) -> str:
     return entry["availability"]
 
 
+def test_a_status_picked_before_the_scripts_ran_is_saved(browser, server, astrologers, contexts):
+    """The scripts are deferred: a status picked before htmx has bound its radio is saved once
+    it has, not left showing a choice the server never heard. htmx is held back here."""
+    user, astrologer = make_user(server), astrologers.take()
+    context = browser_for(browser, server, astrologer)
+    contexts.append(context)
+    page = context.new_page()
+    held = []
+    page.route("**/vendor/htmx.min.js", lambda route: held.append(route))
+    with page.expect_request("**/vendor/htmx.min.js"):
+        page.goto(f"{server.url}/dashboard", wait_until="commit")
+    desk(page).get_by_role("radio", name="Busy").check()
+    assert len(held) == 1, "htmx was not held back"
+    assert availability_of(user, astrologer) == "online"  # nobody has asked yet
+    held[0].continue_()
+    expect(saved_state(page)).to_contain_text("Busy")
+    assert availability_of(user, astrologer) == "busy"
+    assert astrologer.put("/api/me/availability", {"status": "online"}).ok  # as it was
+
+
 def test_busy_shows_on_the_user_s_list_at_once_and_a_request_rings_and_notifies(
     browser, server, astrologers, contexts
 ):
