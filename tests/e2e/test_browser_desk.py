@@ -9,7 +9,15 @@ counted in the tab's title. Plus the ratings on the dashboard, axe-core and a ph
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from helpers.browser import axe_violations, browser_for, make_user, open_as, open_page, shot
+from helpers.browser import (
+    axe_violations,
+    browser_for,
+    make_user,
+    open_as,
+    open_page,
+    open_with_htmx_held,
+    shot,
+)
 from helpers.server import Api, Astrologers, Server, start_session, wait_until
 
 RATE = 6000
@@ -91,17 +99,10 @@ def test_a_status_picked_before_the_scripts_ran_is_saved(browser, server, astrol
     """The scripts are deferred: a status picked before htmx has bound its radio is saved once
     it has, not left showing a choice the server never heard. htmx is held back here."""
     user, astrologer = make_user(server), astrologers.take()
-    context = browser_for(browser, server, astrologer)
-    contexts.append(context)
-    page = context.new_page()
-    held = []
-    page.route("**/vendor/htmx.min.js", lambda route: held.append(route))
-    with page.expect_request("**/vendor/htmx.min.js"):
-        page.goto(f"{server.url}/dashboard", wait_until="commit")
+    page, release = open_with_htmx_held(browser, server, contexts, astrologer, "/dashboard")
     desk(page).get_by_role("radio", name="Busy").check()
-    assert len(held) == 1, "htmx was not held back"
     assert availability_of(user, astrologer) == "online"  # nobody has asked yet
-    held[0].continue_()
+    release()
     expect(saved_state(page)).to_contain_text("Busy")
     assert availability_of(user, astrologer) == "busy"
     assert astrologer.put("/api/me/availability", {"status": "online"}).ok  # as it was

@@ -16,10 +16,10 @@ from helpers import PASSWORD
 from helpers.browser import (
     PHONE,
     answered,
-    browser_for,
     checked,
     make_user,
     open_as,
+    open_with_htmx_held,
     paise,
     shot,
 )
@@ -133,18 +133,11 @@ def test_a_search_typed_before_the_scripts_ran_is_still_searched(browser, server
     form is searched once it has (CI once saw those keystrokes go unheard, the list left
     unfiltered). htmx is held back here until the box has been filled."""
     user, _other = make_user(server, 0), make_user(server, 0)  # the list holds two at least
-    context = browser_for(browser, server, admin)
-    contexts.append(context)
-    page = context.new_page()
-    held = []
-    page.route("**/vendor/htmx.min.js", lambda route: held.append(route))
-    with page.expect_request("**/vendor/htmx.min.js"):
-        page.goto(server.url + "/admin/people", wait_until="commit")
+    page, release = open_with_htmx_held(browser, server, contexts, admin, "/admin/people")
     page.get_by_label("Username or name").fill(user.name.upper())
-    assert len(held) == 1, "htmx was not held back"
     results = page.locator("#people-results")
     expect(results).not_to_contain_text("1 person")  # everyone, as the page was drawn
-    held[0].continue_()
+    release()
     expect(results).to_contain_text("1 person")
     expect(results.get_by_role("link", name=user.name)).to_be_visible()
     expect(page).to_have_url(re.compile(r"[?&]q=" + re.escape(user.name.upper())))

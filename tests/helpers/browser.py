@@ -122,6 +122,25 @@ def open_as(browser: Browser, server: Server, contexts, person: Api, path: str, 
     return open_page(context, server.url + path)
 
 
+def open_with_htmx_held(browser: Browser, server: Server, contexts, person: Api, path: str):
+    """`path` signed in as `person`, parsed but with htmx's script held back, as a slow
+    network would: the page and a call that lets htmx (and the deferred scripts after it)
+    load."""
+    context = browser_for(browser, server, person)
+    contexts.append(context)
+    page = context.new_page()
+    held = []
+    page.route("**/vendor/htmx.min.js", lambda route: held.append(route))
+    with page.expect_request("**/vendor/htmx.min.js"):
+        page.goto(server.url + path, wait_until="commit")
+
+    def release() -> None:
+        assert len(held) == 1, "htmx was not held back"
+        held[0].continue_()
+
+    return page, release
+
+
 def serious(page: Page, server: Server) -> list[str]:
     """The serious and critical axe violations of the page."""
     return axe_violations(page, server, impacts=("serious", "critical"))
