@@ -69,7 +69,11 @@
   // any of its fields) that no longer holds what the page was drawn with is heard now.
   function edited(field) {
     if (field.options) {
-      return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+      // A single select with no option marked shows its first: that is its default too.
+      var options = Array.prototype.slice.call(field.options);
+      var marked = options.filter(function (o) { return o.defaultSelected; });
+      if (!field.multiple && !marked.length) marked = options.slice(0, 1);
+      return options.some(function (o) { return o.selected !== (marked.indexOf(o) >= 0); });
     }
     if (field.type === "checkbox") return field.checked !== field.defaultChecked;
     if (field.type === "radio") return field.checked && !field.defaultChecked; // the one picked

@@ -16,9 +16,11 @@ from helpers import PASSWORD
 from helpers.browser import (
     PHONE,
     answered,
+    browser_for,
     checked,
     make_user,
     open_as,
+    open_page,
     open_with_htmx_held,
     paise,
     shot,
@@ -128,19 +130,43 @@ def test_suspending_a_user_ends_their_open_session_and_closes_their_socket(
     assert download.value.suggested_filename == "consult-audit.csv"
 
 
-def test_a_search_typed_before_the_scripts_ran_is_still_searched(browser, server, admin, contexts):
+def test_a_search_set_before_the_scripts_ran_is_still_searched(browser, server, admin, contexts):
     """The scripts are deferred: what an operator types before htmx has bound the search
     form is searched once it has (CI once saw those keystrokes go unheard, the list left
     unfiltered). htmx is held back here until the box has been filled."""
     user, _other = make_user(server, 0), make_user(server, 0)  # the list holds two at least
     page, release = open_with_htmx_held(browser, server, contexts, admin, "/admin/people")
     page.get_by_label("Username or name").fill(user.name.upper())
+    page.get_by_label("Role").select_option("user")
     results = page.locator("#people-results")
     expect(results).not_to_contain_text("1 person")  # everyone, as the page was drawn
     release()
     expect(results).to_contain_text("1 person")
     expect(results.get_by_role("link", name=user.name)).to_be_visible()
-    expect(page).to_have_url(re.compile(r"[?&]q=" + re.escape(user.name.upper())))
+    expect(page).to_have_url(re.compile(rf"\?q={re.escape(user.name.upper())}&role=user&"))
+
+    # A select alone: astrologers only, so the user leaves the list.
+    page, release = open_with_htmx_held(browser, server, contexts, admin, "/admin/people")
+    page.get_by_label("Role").select_option("astrologer")
+    results = page.locator("#people-results")
+    expect(results.get_by_role("link", name=user.name)).to_be_visible()  # as drawn
+    release()
+    expect(results.get_by_role("link", name=user.name)).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"[?&]role=astrologer\b"))
+
+
+def test_a_plain_load_of_the_filter_pages_asks_for_nothing_more(browser, server, admin, contexts):
+    """The mend above must not take a page's own defaults (a select with no option marked,
+    which shows its first) for a choice: the pages load without a second request."""
+    context = browser_for(browser, server, admin)
+    contexts.append(context)
+    asked = []
+    context.on("request", lambda r: asked.append(r.url) if r.resource_type == "xhr" else None)
+    for path in ("/admin/people", "/admin/live"):
+        page = open_page(context, server.url + path)
+        expect(page.get_by_role("search")).to_be_visible()
+        assert page.evaluate("() => typeof htmx") == "object"  # its scripts have run
+        assert asked == [], path
 
 
 @pytest.mark.console_allows(*answered(400))  # refusals the test asks for
