@@ -155,6 +155,19 @@ def test_a_search_set_before_the_scripts_ran_is_still_searched(browser, server, 
     expect(page).to_have_url(re.compile(r"[?&]role=astrologer\b"))
 
 
+def test_a_live_console_filter_picked_before_the_scripts_ran_is_applied(
+    browser, server, astrologers, admin, contexts
+):
+    """The live console's filters are a form htmx hears on `change`: one picked before htmx
+    ran is applied once it has."""
+    astrologer = astrologers.take()
+    page, release = open_with_htmx_held(browser, server, contexts, admin, "/admin/live")
+    page.get_by_label("Astrologer").select_option(str(astrologer.id))
+    release()
+    expect(page).to_have_url(re.compile(rf"[?&]astrologer={astrologer.id}\b"))
+    assert page.url.count("astrologer=") == 1, page.url
+
+
 def test_a_plain_load_of_the_filter_pages_asks_for_nothing_more(browser, server, admin, contexts):
     """The mend above must not take a page's own defaults (a select with no option marked,
     which shows its first) for a choice: the pages load without a second request."""
