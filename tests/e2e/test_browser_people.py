@@ -32,7 +32,7 @@ RATE = 6000  # ₹1.00 a second
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.server,
-    pytest.mark.astrologers(3, rate=RATE, names="Pandit Joshi {n}"),
+    pytest.mark.astrologers(4, rate=RATE, names="Pandit Joshi {n}"),
 ]
 
 
