@@ -42,8 +42,28 @@ class UTCDateTime(TypeDecorator):
             raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
         return value.astimezone(UTC).replace(tzinfo=None)
 
+    def bind_processor(self, dialect):
+        """On SQLite, the instant as SQLAlchemy's DATETIME stores it, in one step.
+
+        Composed, `process_bind_param` and SQLite's DATETIME formatting cost ~7 µs an
+        instant here (an end binds six); this writes the same text (naive UTC, microseconds
+        always) for a third of that. The unit tests hold the two to the same answers.
+        """
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
     def process_result_value(self, value, dialect):
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _sqlite_text(value):
+    """An aware instant as SQLite's DATETIME text: "YYYY-MM-DD HH:MM:SS.ffffff", in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # less its "+00:00"
 
 
 def status_is(status: str) -> property:
