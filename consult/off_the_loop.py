@@ -52,3 +52,14 @@ class OwnPool:
 
             self._threads = ThreadPool(self.size)
         return self._threads
+
+
+def let_sockets_in() -> None:
+    """Between the steps of a long piece of housekeeping (the scheduler's tick, the pings),
+    let the event loop serve the sockets with something waiting, so no frame waits for the
+    whole of it. gevent's `sleep(0)` can resume before the loop polls; its shortest timer
+    cannot. Without gevent, nothing to do: the caller is a thread of its own."""
+    if _gevent_hub() is not None:
+        import gevent
+
+        gevent.sleep(0.0001)

@@ -18,7 +18,11 @@ from typing import Protocol
 import gevent
 from flask import Flask
 
+from .. import off_the_loop
+
 log = logging.getLogger(__name__)
+# Pings sent before the sockets with frames waiting get a turn: 100 take ~1-2 ms here.
+PING_BATCH = 100
 
 
 def send_now(sock, data: bytes) -> int:
@@ -50,15 +54,21 @@ class KeepAlive:
         self._due.pop(connection, None)
 
     def ping_due(self, now: float) -> int:
-        """Ping every socket whose turn has come; returns how many."""
+        """Ping every socket whose turn has come, a batch at a time; returns how many."""
         due = [c for c, at in self._due.items() if at <= now]
-        for connection in due:
+        pinged = 0
+        for n, connection in enumerate(due, 1):
+            if n % PING_BATCH == 0:  # sockets that connected together fall due together
+                off_the_loop.let_sockets_in()
+            if connection not in self._due:  # it closed meanwhile
+                continue
             self._due[connection] = now + self.interval
+            pinged += 1
             try:
                 connection.ping()
             except Exception:  # one broken socket must not stop the pings of the others
                 log.exception("could not ping a socket")
-        return len(due)
+        return pinged
 
     def _run(self) -> None:
         while True:

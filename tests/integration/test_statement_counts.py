@@ -274,3 +274,18 @@ def test_an_end_writes_a_fixed_number_of_pages(live, services_):
     _end(services_, user, session_id)
     pages = _wal_frames(database) - before
     assert 0 < pages <= END_WAL_PAGES  # none (a WAL begun again between) would prove nothing
+
+
+def test_a_ticks_lease_and_heartbeat_cost_a_statement_each(app):
+    """Both are written twice a second and once a second on the event loop: each a lean
+    transaction of one UPDATE (and BEGIN on SQLite) once the row exists."""
+    from consult.scheduler import beat, hold_lease
+
+    now, ttl = utcnow(), timedelta(seconds=2)
+    hold_lease("counted", "me", now=now, ttl=ttl)
+    beat("me", now)
+    with counted() as statements:
+        assert hold_lease("counted", "me", now=now + timedelta(seconds=1), ttl=ttl)
+        beat("me", now + timedelta(seconds=1))
+    writes = [s for s in statements if s not in ("BEGIN", "BEGIN IMMEDIATE")]
+    assert len(writes) == 2 and all(s.lstrip().startswith("UPDATE") for s in writes), statements

@@ -58,3 +58,24 @@ def test_a_ping_never_waits_on_a_peer_whose_buffer_is_full():
     finally:
         ours.close()
         theirs.close()
+
+
+def test_the_due_are_pinged_in_batches_and_one_closed_meanwhile_is_skipped(monkeypatch):
+    """Between batches the loop serves other sockets; one of them may close meanwhile."""
+    monkeypatch.setattr("consult.web.keepalive.gevent.spawn", lambda run: object())
+    monkeypatch.setattr("consult.web.keepalive.PING_BATCH", 2)
+    keepalive = KeepAlive(1)
+    sockets = [Socket() for _ in range(5)]
+    for sock in sockets:
+        keepalive.watch(sock)
+    turns = []
+
+    def let_sockets_in():
+        turns.append(sum(s.pings for s in sockets))
+        keepalive.forget(sockets[3])  # closed while the loop had its turn
+
+    monkeypatch.setattr("consult.web.keepalive.off_the_loop.let_sockets_in", let_sockets_in)
+    assert keepalive.ping_due(1e12) == 4
+    assert turns == [1, 3]  # before the 2nd and the 4th: a batch of two each time
+    assert [s.pings for s in sockets] == [1, 1, 1, 0, 1]
+    assert keepalive.ping_due(2e12) == 4  # the closed one is not back on the schedule
