@@ -29,6 +29,9 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+NAIVE = "naive datetimes are not stored; pass an aware UTC instant"
+
+
 class UTCDateTime(TypeDecorator):
     """Store instants as naive UTC and hand them back timezone-aware, on every backend."""
 
@@ -39,7 +42,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+            raise ValueError(NAIVE)
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def bind_processor(self, dialect):
@@ -62,7 +65,7 @@ def _sqlite_text(value):
     if value is None:
         return None
     if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+        raise ValueError(NAIVE)
     return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # less its "+00:00"
 
 
